@@ -1,0 +1,1 @@
+"""Pure array algorithms on torch tensors: no files, no project, no cluster."""

@@ -1,0 +1,19 @@
+"""Typed records (pydantic). Every value carries its unit in its name."""
+
+from tomoforge.model.acquisition import Acquisition
+from tomoforge.model.coordinates import Coordinates3D, Particle, Particles
+from tomoforge.model.ctf import CtfEstimate
+from tomoforge.model.tilt_series import (
+    ImageRef,
+    MovieRef,
+    TiltImage,
+    TiltSeries,
+    TiltSeriesSet,
+    Transform2D,
+)
+from tomoforge.model.tomogram import Tomogram
+
+__all__ = [
+    "Acquisition", "CtfEstimate", "Coordinates3D", "ImageRef", "MovieRef", "Particle", "Particles",
+    "TiltImage", "TiltSeries", "TiltSeriesSet", "Tomogram", "Transform2D",
+]

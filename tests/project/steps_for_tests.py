@@ -1,0 +1,52 @@
+"""A tiny step used to test the engine itself (not registered in the product)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from pydantic import BaseModel, Field
+
+from tomoforge.steps.base import Port, Step, StepParams, Unit, UnitContext, UnitResult
+
+
+class Number(BaseModel):
+    key: str
+    value: float
+
+
+class CountParams(StepParams):
+    n_units: int = Field(4, ge=1, le=100)
+    sleep_s: float = Field(0.0, ge=0, le=10)
+    label: str = "a"
+
+
+class SlowCount(Step):
+    """Each unit sleeps, records that it ran (one marker file per execution), and writes a record."""
+
+    name = "slow-count"
+    Params = CountParams
+    outputs = {"numbers": Port(Number)}
+
+    def plan(self, params, inputs):
+        return [Unit(key=f"u{i:02d}", data={"i": i}) for i in range(params.n_units)]
+
+    def run_unit(self, params, unit: Unit, ctx: UnitContext) -> UnitResult:
+        runs = ctx.job_dir / "runs"
+        runs.mkdir(exist_ok=True)
+        (runs / f"{unit.key}.{os.getpid()}.{time.monotonic_ns()}").touch()
+        time.sleep(params.sleep_s)
+        art = ctx.write_record("numbers", unit.key, Number(key=unit.key, value=unit.data["i"] ** 2))
+        return UnitResult(artifacts=[art], metrics={"value": float(unit.data["i"] ** 2)})
+
+
+class Doubled(Step):
+    """Consumes SlowCount's numbers, one unit per key."""
+
+    name = "doubled"
+    outputs = {"numbers": Port(Number)}
+    inputs = {"numbers": Port(Number)}
+
+    def run_unit(self, params, unit: Unit, ctx: UnitContext) -> UnitResult:
+        n = unit.one("numbers").load(Number)
+        return UnitResult(artifacts=[ctx.write_record("numbers", unit.key, Number(key=n.key, value=2 * n.value))])
