@@ -38,7 +38,7 @@ def test_steps_lists_parameters_with_help(capsys):
     (["run", "no-such-step"], "unknown step 'no-such-step'"),
     (["run", "import-movies", "--set", "nonsense=1"], "unknown parameter"),
     (["run", "import-movies", "--set", "pixel_size_a=0"], "pixel_size_a"),
-    (["run", "import-movies", "--set", "mdoc=/nonexistent/*.mdoc"], "no file matches"),
+    (["run", "import-movies", "--set", "mdoc=/nonexistent/*.mdoc"], "no mdoc file matches"),
     (["show", "99"], "no job 99"),
 ])
 def test_user_mistakes_are_one_line_exit_2(tmp_path, capsys, args, needle):
@@ -59,9 +59,9 @@ def test_not_a_project_via_entry_point(tmp_path):
 
 def test_run_json_summary(tmp_path, capsys, monkeypatch):
     sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent / "project"))
-    from steps_for_tests import SlowCount
-
     from tomoforge.steps import registry
+
+    from steps_for_tests import SlowCount
 
     monkeypatch.setitem(registry.STEPS, SlowCount.name, SlowCount)
     run_cli(capsys, "init", str(tmp_path / "p"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -17,7 +17,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="tomoforge: cryo-ET from movies to tomograms and averages.")
 
 ProjectOpt = Annotated[Path, typer.Option("-p", "--project", help="Project folder")]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="KEY=VALUE parameter (repeatable)")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE parameter (repeatable)")]
 
 
 def _step_cls(name: str):
@@ -28,12 +28,30 @@ def _step_cls(name: str):
     return STEPS[name]
 
 
-def _executor(kind: str, workers: int | None):
+def _executor(kind: str, workers: int | None, scheduler: str | None = None, profile: Path | None = None):
     from tomoforge.execution import InlineExecutor, LocalExecutor
 
-    executors = {"inline": lambda: InlineExecutor(), "local": lambda: LocalExecutor(workers)}
+    def dask():
+        from tomoforge.execution.dask import DaskExecutor
+
+        return DaskExecutor(address=scheduler, n_workers=workers or 2)
+
+    def slurm():
+        from dask.distributed import Client
+
+        from tomoforge.execution.dask import DaskExecutor, load_site_profile, slurm_cluster
+
+        if profile is None:
+            raise InputError("the slurm executor needs a site profile", field="--profile",
+                             expected="a TOML/JSON file (see README, 'Running on SLURM')")
+        site = load_site_profile(profile)
+        cluster = slurm_cluster(site, "default")
+        cluster.scale(jobs=workers or site.max_jobs)
+        return DaskExecutor(Client(cluster))
+
+    executors = {"inline": InlineExecutor, "local": lambda: LocalExecutor(workers), "dask": dask, "slurm": slurm}
     if kind not in executors:
-        raise InputError(f"unknown executor '{kind}'", expected="inline or local")
+        raise InputError(f"unknown executor '{kind}'", expected="one of " + ", ".join(executors))
     return executors[kind]()
 
 
@@ -48,11 +66,11 @@ def init(directory: Path) -> None:
 
 @app.command()
 def run(step: str, project: ProjectOpt,
-        inputs: Annotated[Optional[list[str]], typer.Option("-i", "--input", help="PORT=JOB[:OUTPUT] or JOB")] = None,
+        inputs: Annotated[list[str] | None, typer.Option("-i", "--input", help="PORT=JOB[:OUTPUT] or JOB")] = None,
         sets: SetOpt = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary of the outputs")] = False,
         executor: Annotated[str, typer.Option(help="inline or local")] = "inline",
-        workers: Annotated[Optional[int], typer.Option(help="Processes for the local executor")] = None,
+        workers: Annotated[int | None, typer.Option(help="Processes for the local executor")] = None,
         force: Annotated[bool, typer.Option(help="Run again even if an identical job is done")] = False) -> None:
     """Run STEP on the project; re-running an unfinished identical job resumes it."""
     from tomoforge.project.runner import resolve_inputs, run_step
@@ -140,7 +158,7 @@ def _job_summary(proj, job_id: int) -> dict:
 
 
 @app.command()
-def steps(name: Annotated[Optional[str], typer.Argument(help="Show one step in detail")] = None) -> None:
+def steps(name: Annotated[str | None, typer.Argument(help="Show one step in detail")] = None) -> None:
     """List the steps with their parameters and help."""
     from tomoforge.steps.registry import STEPS
 
@@ -172,6 +190,128 @@ def simulate(case: str, outdir: Path,
                               progress=(lambda what, i, n: cb("unit_done", i, n, what)) if cb else None)
     size = sum(f.stat().st_size for f in Path(outdir).rglob("*") if f.is_file())
     console.print(f"simulated {case} in {time.perf_counter() - t0:.1f} s, {size / 1e6:.1f} MB; truth: {truth}")
+
+
+workflow_app = typer.Typer(no_args_is_help=True, help="Run workflows (presets or files).")
+app.add_typer(workflow_app, name="workflow")
+
+
+@workflow_app.command("run")
+def workflow_run(source: Annotated[str, typer.Argument(help="Workflow file (JSON/TOML) or preset name")],
+                 project: ProjectOpt, sets: SetOpt = None,
+                 until: Annotated[str | None, typer.Option(help="Stop after this node")] = None,
+                 executor: Annotated[str, typer.Option(help="inline, local, dask or slurm")] = "inline",
+                 workers: Annotated[int | None, typer.Option(help="Workers (local, dask, slurm)")] = None,
+                 scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address")] = None,
+                 profile: Annotated[Path | None, typer.Option(help="SLURM site profile")] = None) -> None:
+    """Run a workflow; jobs whose params and inputs did not change are reused."""
+    from tomoforge.project.store import Project
+    from tomoforge.project.workflow import apply_sets, load_workflow, run_workflow
+
+    proj = Project.create(project) if not (Path(project) / "project.db").exists() else Project(project)
+    wf = apply_sets(load_workflow(source), parse_sets(sets))
+    ex = _executor(executor, workers, scheduler, profile)
+    bars: list = []
+
+    def progress_for(node_id: str):
+        bar = progress_bar(node_id)
+        bars.append(bar)
+        return bar.__enter__()
+
+    def on_node(node_id: str, event: str, job) -> None:
+        if event == "done":
+            bars.pop().__exit__(None, None, None)
+            console.print(f"  {node_id}: job {job.id} {job.step} {job.status}")
+
+    try:
+        jobs = run_workflow(proj, wf, executor=ex, until=until, progress_for=progress_for, on_node=on_node)
+    finally:
+        for bar in bars:
+            bar.__exit__(None, None, None)
+        ex.shutdown()
+    console.print(f"workflow {wf.name}: {len(jobs)} steps done in {proj.root}")
+
+
+@workflow_app.command("presets")
+def workflow_presets() -> None:
+    """List the presets shipped with tomoforge."""
+    from tomoforge.project.workflow import load_workflow, preset_names
+
+    for name in preset_names():
+        wf = load_workflow(name)
+        console.print(f"[bold]{name}[/bold]: {wf.description}  ({' -> '.join(n.id for n in wf.nodes)})")
+
+
+@app.command()
+def status(project: ProjectOpt) -> None:
+    """Progress of the project's jobs, for a running workflow."""
+    from tomoforge.project.store import Project
+
+    proj = Project(project)
+    table = Table("job", "step", "status", "units done", "running", "failed", "last event")
+    events = proj.events()
+    last = {e["job"]: e for e in events}
+    for j in proj.jobs():
+        units = proj.units(j.id)
+        count = {s: sum(u.status == s for u in units) for s in ("done", "running", "failed")}
+        ev = last.get(j.id)
+        table.add_row(str(j.id), j.step, j.status, f"{count['done']}/{len(units)}", str(count["running"]),
+                      str(count["failed"]), f"{ev['kind']} {ev['payload'].get('key', '')}" if ev else "")
+    console.print(table)
+
+
+@app.command()
+def report(project: ProjectOpt,
+           out: Annotated[Path | None, typer.Option("-o", "--out", help="HTML file (default PROJECT/report.html)")] = None,
+           truth: Annotated[Path | None, typer.Option(help="Simulator truth.json (found automatically)")] = None) -> None:
+    """Write the run report: one self-contained HTML page."""
+    from tomoforge.project.store import Project
+    from tomoforge.report.html import build_report
+
+    path = build_report(Project(project), out, truth)
+    console.print(f"report: {path}")
+
+
+@app.command()
+def demo(directory: Annotated[Path, typer.Argument(help="Where to put the session and the project")] = Path("demo_out"),
+         case: Annotated[str, typer.Option(help="Simulator case")] = "hiv-small",
+         seed: Annotated[int, typer.Option(help="Simulator seed")] = 1,
+         preset: Annotated[str, typer.Option(help="Workflow preset")] = "default",
+         workers: Annotated[int, typer.Option(help="Local worker processes (1 = inline)")] = 1) -> None:
+    """Simulate a dataset, run the default workflow on it, and write the report."""
+    import time
+
+    from tomoforge.io.sim_session import simulate_case
+    from tomoforge.project.store import Project
+    from tomoforge.project.workflow import apply_sets, load_workflow, run_workflow
+    from tomoforge.report.html import build_report
+
+    t0 = time.perf_counter()
+    session = directory / "session"
+    if not (session / "truth" / "truth.json").is_file():
+        with progress_bar(f"simulate {case}") as cb:
+            simulate_case(case, session, seed=seed, progress=(lambda w, i, n: cb("unit_done", i, n, w)) if cb else None)
+    console.print(f"simulated {case} in {session} ({time.perf_counter() - t0:.0f} s)")
+    proj = Project.create(directory / "project")
+    wf = apply_sets(load_workflow(preset), {"import.mdoc": str(session.resolve() / "*.mdoc")})
+    ex = _executor("inline" if workers <= 1 else "local", workers)
+    try:
+        for node in wf.nodes:
+            with progress_bar(node.id) as cb:
+                jobs = run_workflow(proj, wf, executor=ex, until=node.id,
+                                    progress_for=lambda _n, cb=cb: cb)
+            job = jobs[node.id]
+            console.print(f"  {node.id}: job {job.id} {job.step} {job.status} {_short_metrics(job.metrics)}")
+    finally:
+        ex.shutdown()
+    path = build_report(proj)
+    console.print(f"done in {time.perf_counter() - t0:.0f} s")
+    console.print(f"report: {path}")
+
+
+def _short_metrics(metrics: dict) -> str:
+    keys = [k for k in metrics if k != "units"][:4]
+    return " ".join(f"{k}={metrics[k]:.3g}" if isinstance(metrics[k], float) else f"{k}={metrics[k]}" for k in keys)
 
 
 def main() -> None:

@@ -47,7 +47,8 @@ def progress_bar(title: str, enabled: bool = True):
     def callback(event: str, done: int, total: int, key: str) -> None:
         if "prog" not in state:
             prog = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[key]}"), TimeElapsedColumn(), console=console)
+                            TextColumn("{task.fields[key]}"), TimeElapsedColumn(), console=console,
+                            transient=True)
             prog.start()
             state["prog"], state["task"] = prog, prog.add_task(title, total=total, key="")
         state["prog"].update(state["task"], completed=done, total=total, key=key)

@@ -50,3 +50,35 @@ class Doubled(Step):
     def run_unit(self, params, unit: Unit, ctx: UnitContext) -> UnitResult:
         n = unit.one("numbers").load(Number)
         return UnitResult(artifacts=[ctx.write_record("numbers", unit.key, Number(key=n.key, value=2 * n.value))])
+
+
+class ScanParams(StepParams):
+    folder: str
+    pattern: str = "*.txt"
+
+
+class ScanFiles(Step):
+    """One unit per file in a folder (an import-like step, for streaming tests)."""
+
+    name = "scan-files"
+    Params = ScanParams
+    outputs = {"numbers": Port(Number)}
+
+    def plan(self, params, inputs):
+        from pathlib import Path
+
+        # The file's size and mtime are part of the unit, so a rewritten file is processed again.
+        return [Unit(key=p.stem, data={"path": str(p), "stat": [p.stat().st_size, p.stat().st_mtime_ns]})
+                for p in sorted(Path(params.folder).glob(params.pattern))]
+
+    def run_unit(self, params, unit: Unit, ctx: UnitContext) -> UnitResult:
+        from pathlib import Path
+
+        runs = ctx.job_dir / "runs"
+        runs.mkdir(exist_ok=True)
+        (runs / f"{unit.key}.{os.getpid()}.{time.monotonic_ns()}").touch()
+        value = float(Path(unit.data["path"]).read_text())
+        return UnitResult(artifacts=[ctx.write_record("numbers", unit.key, Number(key=unit.key, value=value))])
+
+
+TEST_STEPS = [SlowCount, Doubled, ScanFiles]

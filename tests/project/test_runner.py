@@ -103,10 +103,11 @@ def test_resume_after_sigkill_skips_finished_units(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     job = proj.jobs()[0]
-    assert job.status == "running"
-    done_before = {u.key for u in proj.units(job.id) if u.status == "done"}
-    assert 2 <= len(done_before) < 6
-    assert len(proj.artifacts(job.id)) == len(done_before)
+    units = {u.key: u.status for u in proj.units(job.id)}
+    assert job.status == "running", (job, units)
+    done_before = {k for k, s in units.items() if s == "done"}
+    assert 2 <= len(done_before) < 6, units
+    assert len(proj.artifacts(job.id)) == len(done_before), (units, proj.artifacts(job.id))
 
     resumed = run_step(proj, SlowCount, params)
     assert resumed.id == job.id and resumed.status == "done"

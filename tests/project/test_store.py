@@ -26,7 +26,7 @@ def test_not_a_project(tmp_path):
 def test_unit_cannot_register_a_missing_file(tmp_path):
     proj = Project.create(tmp_path / "p")
     job = proj.create_job("x", {}, "h", "i", {})
-    proj.ensure_units(job.id, ["a"])
+    proj.ensure_units(job.id, {"a": "sig"})
     with pytest.raises(FileNotFoundError):
         proj.complete_unit(job.id, "a", [{"port": "o", "key": "a", "type": "T", "path": str(tmp_path / "nope")}], {})
     assert proj.artifacts(job.id) == []

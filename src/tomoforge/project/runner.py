@@ -49,9 +49,12 @@ def validate_params(step_cls: type[Step], values: dict[str, Any] | StepParams) -
                          expected=hint) from None
 
 
-def resolve_inputs(project: Project, step_cls: type[Step], specs: list[str]) -> dict[str, list[int]]:
-    """Turn ``PORT=JOB[:OUTPUT]`` or ``JOB`` specs into artifact ids per input port."""
-    out: dict[str, list[int]] = {}
+Links = dict[str, list[tuple[int, str]]]
+
+
+def resolve_inputs(project: Project, step_cls: type[Step], specs: list[str]) -> Links:
+    """Turn ``PORT=JOB[:OUTPUT]`` or ``JOB`` specs into ``{port: [(job, output port), ...]}``."""
+    out: Links = {}
     for spec in specs:
         port, _, ref = spec.rpartition("=")
         job_s, _, output = ref.partition(":")
@@ -60,89 +63,100 @@ def resolve_inputs(project: Project, step_cls: type[Step], specs: list[str]) -> 
         job = project.job(int(job_s))
         if job.status != "done":
             raise InputError(f"job {job.id} ({job.step}) is {job.status}, not done; run or resume it first")
-        arts = project.artifacts(job.id)
         if port and port not in step_cls.inputs:
             raise InputError(f"step '{step_cls.name}' has no input '{port}'",
                              expected="one of " + ", ".join(step_cls.inputs))
         ports = [port] if port else list(step_cls.inputs)
-        chosen_port, chosen = _match(step_cls, ports, arts, output, job)
-        out.setdefault(chosen_port, []).extend(a.id for a in chosen)
+        chosen_port, source_port = _match(step_cls, ports, project.artifacts(job.id), output, job)
+        out.setdefault(chosen_port, []).append((job.id, source_port))
     return out
 
 
 def _match(step_cls: type[Step], ports: list[str], arts: list[ArtifactRow], output: str,
-           job: JobRow) -> tuple[str, list[ArtifactRow]]:
-    by_output: dict[str, list[ArtifactRow]] = {}
-    for a in arts:
-        by_output.setdefault(a.port, []).append(a)
-    if output and output not in by_output:
+           job: JobRow) -> tuple[str, str]:
+    types = {a.port: a.type for a in arts}
+    if output and output not in types:
         raise InputError(f"job {job.id} ({job.step}) has no output '{output}'",
-                         expected="one of " + ", ".join(by_output))
-    candidates = {output: by_output[output]} if output else by_output
-    matches = [(p, o) for p in ports for o, rows in candidates.items()
-               if rows and rows[0].type == step_cls.inputs[p].record.__name__]
+                         expected="one of " + ", ".join(types))
+    candidates = [output] if output else list(types)
+    matches = [(p, o) for p in ports for o in candidates if types[o] == step_cls.inputs[p].record.__name__]
     if len(matches) != 1:
         what = "no" if not matches else "more than one"
         raise InputError(f"{what} output of job {job.id} ({job.step}) matches an input of '{step_cls.name}'",
                          expected="PORT=JOB:OUTPUT to say which")
-    p, o = matches[0]
-    return p, candidates[o]
+    return matches[0]
 
 
 def run_step(project: Project, step_cls: type[Step], params: dict[str, Any] | StepParams,
-             inputs: dict[str, list[int]] | None = None, *, executor: Executor | None = None,
+             inputs: Links | None = None, *, executor: Executor | None = None,
              force: bool = False, retries: int = 1, progress: ProgressCallback | None = None) -> JobRow:
-    """Run (or resume, or reuse) a job of ``step_cls``; returns its final row."""
+    """Run, resume, extend or reuse the job of ``step_cls`` with these params and input links.
+
+    A job is identified by its step, params and the job outputs it reads. Its units come from ``plan()`` on
+    the artifacts those outputs hold now: new upstream artifacts add units (streaming), changed ones redo
+    their unit, and done units with unchanged inputs are never run again.
+    """
     step = step_cls()
     p = validate_params(step_cls, params)
-    inputs = inputs or {}
-    in_arts = _input_artifacts(project, step_cls, inputs)
+    links = {port: sorted(set(refs)) for port, refs in (inputs or {}).items() if refs}
+    in_arts = _input_artifacts(project, step_cls, links)
     units = step.plan(p, in_arts)  # planning errors are the user's: nothing is created yet
+    keys = [u.key for u in units]
+    if len(set(keys)) != len(keys):
+        raise InputError(f"step '{step_cls.name}' planned duplicate unit keys", expected="one unit per key")
     params_json = p.model_dump(mode="json")
     params_hash = hash_json(params_json)
-    inputs_hash = hash_json({port: sorted((a.artifact_id, project.artifact(a.artifact_id).checksum)
-                                          for a in arts) for port, arts in in_arts.items()})
+    inputs_hash = hash_json(links)
     job = None if force else project.find_job(step_cls.name, params_hash, inputs_hash)
-    if job is not None and job.status == "done":
+    signatures = {u.key: _signature(project, u) for u in units}
+    if job is not None and job.status == "done" and _unchanged(project, job.id, signatures):
         return job
     if job is None:
-        job = project.create_job(step_cls.name, params_json, params_hash, inputs_hash, inputs)
-        write_json_atomic(project.job_dir(job) / "params.json", {"step": step_cls.name, "params": params_json,
-                                                                 "inputs": inputs})
+        job = project.create_job(step_cls.name, params_json, params_hash, inputs_hash, links)
+        write_json_atomic(project.job_dir(job) / "params.json",
+                          {"step": step_cls.name, "params": params_json,
+                           "inputs": {port: [f"{j}:{o}" for j, o in refs] for port, refs in links.items()}})
     project.claim_job(job.id)
     _remove_partial_files(project.job_dir(job))
+    project.record_edges(job.id, [(a.artifact_id, port) for port, arts in in_arts.items() for a in arts])
+    project.ensure_units(job.id, signatures)
     return _execute(project, step_cls, p, job, units, executor or InlineExecutor(), retries, progress)
 
 
-def _input_artifacts(project: Project, step_cls: type[Step],
-                     inputs: dict[str, list[int]]) -> dict[str, list[InputArtifact]]:
+def _signature(project: Project, unit: Unit) -> str:
+    arts = {port: [(a.artifact_id, project.artifact(a.artifact_id).checksum) for a in arts]
+            for port, arts in unit.inputs.items()}
+    return hash_json({"inputs": arts, "data": unit.data})
+
+
+def _unchanged(project: Project, job_id: int, signatures: dict[str, str]) -> bool:
+    rows = {r.key: r for r in project.units(job_id)}
+    return all(k in rows and rows[k].status == "done" and rows[k].signature == s for k, s in signatures.items())
+
+
+def _input_artifacts(project: Project, step_cls: type[Step], links: Links) -> dict[str, list[InputArtifact]]:
+    for port in links:
+        if port not in step_cls.inputs:
+            raise InputError(f"step '{step_cls.name}' has no input '{port}'",
+                             expected="one of " + ", ".join(step_cls.inputs))
     out: dict[str, list[InputArtifact]] = {}
     for port, spec in step_cls.inputs.items():
-        ids = inputs.get(port, [])
-        if not ids and not spec.optional:
+        if not links.get(port) and not spec.optional:
             raise InputError(f"step '{step_cls.name}' needs input '{port}' ({spec.record.__name__})",
                              expected=f"-i {port}=JOB")
-        arts = [project.artifact(i) for i in ids]
+        arts = [a for job_id, source_port in links.get(port, []) for a in project.artifacts(job_id, source_port)]
         for a in arts:
             if a.type != spec.record.__name__:
                 raise InputError(f"input '{port}' of '{step_cls.name}' must be {spec.record.__name__}, "
                                  f"artifact {a.id} of job {a.job} is {a.type}")
         out[port] = [InputArtifact(artifact_id=a.id, port=port, key=a.key, type=a.type,
                                    path=str(project.resolve(a.uri)), meta=a.meta) for a in arts]
-    for port in inputs:
-        if port not in step_cls.inputs:
-            raise InputError(f"step '{step_cls.name}' has no input '{port}'",
-                             expected="one of " + ", ".join(step_cls.inputs))
     return out
 
 
 def _execute(project: Project, step_cls: type[Step], params: StepParams, job: JobRow, units: list[Unit],
              executor: Executor, retries: int, progress: ProgressCallback | None) -> JobRow:
     job_dir = project.job_dir(job)
-    keys = [u.key for u in units]
-    if len(set(keys)) != len(keys):
-        raise InputError(f"step '{step_cls.name}' planned duplicate unit keys", expected="one unit per key")
-    project.ensure_units(job.id, keys)
     status = {u.key: u.status for u in project.units(job.id)}
     todo = [u for u in units if status.get(u.key) != "done"]
     total, done = len(units), len(units) - len(todo)

@@ -1,5 +1,8 @@
 """The project database schema, as numbered migrations applied in order.
 
+``links`` say which job outputs feed a job's input ports (a job keeps consuming them as they grow, which is
+how streaming works); ``edges`` record the exact artifacts each job consumed (provenance).
+
 Plain SQL with plain types, so anyone can query a project with ``sqlite3 project.db``.
 """
 
@@ -56,7 +59,15 @@ MIGRATIONS: list[str] = [
         finished REAL,
         metrics TEXT NOT NULL DEFAULT '{}',
         error TEXT,
+        signature TEXT,
         PRIMARY KEY (job, key)
+    );
+    CREATE TABLE links (
+        job INTEGER NOT NULL REFERENCES jobs(id),
+        port TEXT NOT NULL,
+        source_job INTEGER NOT NULL REFERENCES jobs(id),
+        source_port TEXT NOT NULL,
+        PRIMARY KEY (job, port, source_job, source_port)
     );
     CREATE TABLE events (
         id INTEGER PRIMARY KEY,

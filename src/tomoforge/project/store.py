@@ -62,6 +62,7 @@ class UnitRow:
     host: str | None
     metrics: dict[str, Any]
     error: str | None
+    signature: str | None
 
 
 def file_checksum(path: str | Path) -> str:
@@ -161,7 +162,7 @@ class Project:
         return _job(row) if row else None
 
     def create_job(self, step: str, params: dict[str, Any], params_hash: str, inputs_hash: str,
-                   input_artifacts: dict[str, list[int]]) -> JobRow:
+                   links: dict[str, list[tuple[int, str]]]) -> JobRow:
         with self.transaction() as con:
             cur = con.execute(
                 "INSERT INTO jobs (step, folder, status, params_hash, inputs_hash, created) "
@@ -171,11 +172,26 @@ class Project:
             con.execute("UPDATE jobs SET folder=? WHERE id=?", (folder, job_id))
             con.executemany("INSERT INTO params (job, key, value) VALUES (?, ?, ?)",
                             [(job_id, k, json.dumps(v, default=str)) for k, v in params.items()])
-            con.executemany("INSERT INTO edges (artifact, job, port) VALUES (?, ?, ?)",
-                            [(a, job_id, port) for port, ids in input_artifacts.items() for a in ids])
+            con.executemany("INSERT INTO links (job, port, source_job, source_port) VALUES (?, ?, ?, ?)",
+                            [(job_id, port, sj, sp) for port, refs in links.items() for sj, sp in refs])
             _event(con, job_id, "job_created", {"step": step})
         (self.root / folder).mkdir(parents=True, exist_ok=True)
         return self.job(job_id)
+
+    def links(self, job_id: int) -> dict[str, list[tuple[int, str]]]:
+        with self.reading() as con:
+            rows = con.execute("SELECT port, source_job, source_port FROM links WHERE job=? "
+                               "ORDER BY port, source_job, source_port", (job_id,)).fetchall()
+        out: dict[str, list[tuple[int, str]]] = {}
+        for r in rows:
+            out.setdefault(r["port"], []).append((r["source_job"], r["source_port"]))
+        return out
+
+    def record_edges(self, job_id: int, edges: list[tuple[int, str]]) -> None:
+        """Record that ``job_id`` consumed these ``(artifact id, input port)`` pairs."""
+        with self.transaction() as con:
+            con.executemany("INSERT OR IGNORE INTO edges (artifact, job, port) VALUES (?, ?, ?)",
+                            [(a, job_id, port) for a, port in edges])
 
     def job(self, job_id: int) -> JobRow:
         with self.reading() as con:
@@ -216,15 +232,20 @@ class Project:
             _event(con, job_id, f"job_{status}", {"message": message})
 
     # -- units --------------------------------------------------------------------------------------
-    def ensure_units(self, job_id: int, keys: list[str]) -> None:
+    def ensure_units(self, job_id: int, signatures: dict[str, str]) -> None:
+        """Add new units; a done unit whose inputs changed (another signature) goes back to pending."""
         with self.transaction() as con:
-            con.executemany("INSERT OR IGNORE INTO units (job, key, status) VALUES (?, ?, 'pending')",
-                            [(job_id, k) for k in keys])
+            for key, sig in signatures.items():
+                con.execute("INSERT OR IGNORE INTO units (job, key, status, signature) VALUES (?, ?, 'pending', ?)",
+                            (job_id, key, sig))
+                con.execute("UPDATE units SET status='pending', signature=? WHERE job=? AND key=? "
+                            "AND signature IS NOT ?", (sig, job_id, key, sig))
 
     def units(self, job_id: int) -> list[UnitRow]:
         with self.reading() as con:
             return [UnitRow(job=r["job"], key=r["key"], status=r["status"], attempts=r["attempts"],
-                            host=r["host"], metrics=json.loads(r["metrics"]), error=r["error"])
+                            host=r["host"], metrics=json.loads(r["metrics"]), error=r["error"],
+                            signature=r["signature"])
                     for r in con.execute("SELECT * FROM units WHERE job=? ORDER BY key", (job_id,))]
 
     def start_unit(self, job_id: int, key: str, host: str | None = None) -> None:
@@ -249,8 +270,10 @@ class Project:
                          json.dumps(art.get("meta", {})), file_checksum(path), time.time()))
         with self.transaction() as con:
             con.executemany(
-                "INSERT OR REPLACE INTO artifacts (job, port, key, type, uri, meta, checksum, created) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                "INSERT INTO artifacts (job, port, key, type, uri, meta, checksum, created) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job, port, key) DO UPDATE SET "
+                "type=excluded.type, uri=excluded.uri, meta=excluded.meta, checksum=excluded.checksum, "
+                "created=excluded.created", rows)
             con.execute("UPDATE units SET status='done', finished=?, metrics=?, error=NULL WHERE job=? AND key=?",
                         (time.time(), json.dumps(metrics), job_id, key))
             _event(con, job_id, "unit_done", {"key": key, "metrics": metrics})

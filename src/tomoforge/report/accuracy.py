@@ -1,0 +1,54 @@
+"""Accuracy of a project's results against the simulator's ground truth (docs/simulator.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tomoforge.core.sim.truth import SimTruth
+from tomoforge.report.collect import SeriesView
+
+
+def load_truth(path: Path) -> SimTruth:
+    return SimTruth.model_validate_json(Path(path).read_text())
+
+
+def accuracy_rows(truth_path: Path, view: SeriesView) -> list[list]:
+    truth = load_truth(truth_path)
+    try:
+        tt = truth.series(view.ts_id)
+    except KeyError:
+        return []
+    by_order = {v.acquisition_order: v for v in tt.views}
+    rows: list[list] = []
+    final = view.records[-1][1]
+    truth_bad = {v.acquisition_order for v in tt.views if v.dark or v.excluded}
+    found = {im.acquisition_order for im in final.images if im.excluded}
+    if truth_bad or found:
+        rows.append(["excluded views", f"{len(found & truth_bad)}/{len(truth_bad)} bad views found",
+                     f"{len(found - truth_bad)} good views excluded"])
+    ctf_ts = view.latest(lambda t: any(im.ctf is not None for im in t.images))
+    if ctf_ts is not None:
+        err = [abs(im.ctf.defocus_mean_a - 0.5 * (by_order[im.acquisition_order].defocus_u_a +
+                                                    by_order[im.acquisition_order].defocus_v_a)) / 10
+               for im in ctf_ts.images if im.ctf is not None and not im.excluded and im.acquisition_order in by_order]
+        if err:
+            rows.append(["defocus error (nm)", float(np.median(err)), f"median; 90th percentile {np.percentile(err, 90):.0f} nm"])
+    ali = view.latest(lambda t: any(im.transform is not None for im in t.images))
+    if ali is not None:
+        import torch
+
+        from tomoforge.core import geometry as g
+
+        ims = [im for im in ali.images if im.transform is not None and not im.excluded]
+        est = torch.tensor([im.transform.as_rows() for im in ims], dtype=torch.float64)
+        true = torch.tensor([by_order[im.acquisition_order].xf for im in ims], dtype=torch.float64)
+        axis_err = (g.xf_rotation_deg(est) - g.xf_rotation_deg(true) + 180) % 360 - 180
+        rows.append(["tilt axis error (°)", float(axis_err.abs().mean()), "mean over views"])
+        d = est[:, :, 2] - true[:, :, 2]
+        d = d - d.mean(0)
+        rows.append(["shift error (px RMS)", float(d.pow(2).sum(1).mean().sqrt()), "after removing the global translation"])
+        tilt_err = [abs(im.tilt_angle_deg - by_order[im.acquisition_order].tilt_deg) for im in ims]
+        rows.append(["tilt angle error (°)", float(np.mean(tilt_err)), "mean |refined - true|"])
+    return rows
