@@ -203,10 +203,14 @@ def workflow_run(source: Annotated[str, typer.Argument(help="Workflow file (JSON
                  executor: Annotated[str, typer.Option(help="inline, local, dask or slurm")] = "inline",
                  workers: Annotated[int | None, typer.Option(help="Workers (local, dask, slurm)")] = None,
                  scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address")] = None,
-                 profile: Annotated[Path | None, typer.Option(help="SLURM site profile")] = None) -> None:
+                 profile: Annotated[Path | None, typer.Option(help="SLURM site profile")] = None,
+                 watch: Annotated[bool, typer.Option(help="Stream: keep processing tilt series as they arrive")] = False,
+                 settle: Annotated[float, typer.Option(help="--watch: seconds a tilt series must be unchanged")] = 10.0,
+                 idle_timeout: Annotated[float, typer.Option(help="--watch: stop after this many idle seconds")] = 1800.0,
+                 poll: Annotated[float, typer.Option(help="--watch: seconds between passes")] = 5.0) -> None:
     """Run a workflow; jobs whose params and inputs did not change are reused."""
     from tomoforge.project.store import Project
-    from tomoforge.project.workflow import apply_sets, load_workflow, run_workflow
+    from tomoforge.project.workflow import apply_sets, load_workflow, run_workflow, watch_workflow
 
     proj = Project.create(project) if not (Path(project) / "project.db").exists() else Project(project)
     wf = apply_sets(load_workflow(source), parse_sets(sets))
@@ -224,12 +228,25 @@ def workflow_run(source: Annotated[str, typer.Argument(help="Workflow file (JSON
             console.print(f"  {node_id}: job {job.id} {job.step} {job.status}")
 
     try:
-        jobs = run_workflow(proj, wf, executor=ex, until=until, progress_for=progress_for, on_node=on_node)
+        if watch:
+            console.print(f"watching; 'tomoforge workflow stop -p {project}' or {idle_timeout:.0f} s idle ends it")
+            jobs = watch_workflow(proj, wf, executor=ex, poll_s=poll, idle_timeout_s=idle_timeout, settle_s=settle,
+                                  on_pass=lambda i, n: n and console.print(f"pass {i}: {n} units done"),
+                                  on_error=lambda msg: console.print(f"[red]error:[/red] {msg}"))
+        else:
+            jobs = run_workflow(proj, wf, executor=ex, until=until, progress_for=progress_for, on_node=on_node)
     finally:
         for bar in bars:
             bar.__exit__(None, None, None)
         ex.shutdown()
     console.print(f"workflow {wf.name}: {len(jobs)} steps done in {proj.root}")
+
+
+@workflow_app.command("stop")
+def workflow_stop(project: ProjectOpt) -> None:
+    """Tell a watching workflow (--watch) to finish after its current pass."""
+    (Path(project) / "STOP").touch()
+    console.print("asked the watching workflow to stop")
 
 
 @workflow_app.command("presets")

@@ -7,6 +7,7 @@ import time
 
 from pydantic import BaseModel, Field
 
+from tomoforge.model import TiltSeries
 from tomoforge.steps.base import Port, Step, StepParams, Unit, UnitContext, UnitResult
 
 
@@ -81,4 +82,19 @@ class ScanFiles(Step):
         return UnitResult(artifacts=[ctx.write_record("numbers", unit.key, Number(key=unit.key, value=value))])
 
 
-TEST_STEPS = [SlowCount, Doubled, ScanFiles]
+class CountViews(Step):
+    """Consumes TiltSeries records (what import steps make), one unit per tilt series."""
+
+    name = "count-views"
+    inputs = {"tilt_series": Port(TiltSeries)}
+    outputs = {"numbers": Port(Number)}
+
+    def run_unit(self, params, unit: Unit, ctx: UnitContext) -> UnitResult:
+        ts = unit.one("tilt_series").load(TiltSeries)
+        runs = ctx.job_dir / "runs"
+        runs.mkdir(exist_ok=True)
+        (runs / f"{unit.key}.{os.getpid()}.{time.monotonic_ns()}").touch()
+        return UnitResult(artifacts=[ctx.write_record("numbers", unit.key, Number(key=unit.key, value=ts.n_views))])
+
+
+TEST_STEPS = [SlowCount, Doubled, ScanFiles, CountViews]

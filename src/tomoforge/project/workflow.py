@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tomoforge.errors import InputError, ParamError
+from tomoforge.errors import InputError, ParamError, TomoforgeError
 from tomoforge.execution.base import Executor
 from tomoforge.project.runner import Links, run_step
 from tomoforge.project.store import JobRow, Project
@@ -142,6 +142,52 @@ def run_workflow(project: Project, wf: Workflow, *, executor: Executor | None = 
         if node.id == until:
             break
     return jobs
+
+
+def watch_workflow(project: Project, wf: Workflow, *, poll_s: float = 5.0, idle_timeout_s: float = 600.0,
+                   settle_s: float = 10.0, executor: Executor | None = None,
+                   on_pass: Callable[[int, int], None] | None = None, on_error: Callable[[str], None] | None = None,
+                   retries: int = 1) -> dict[str, JobRow]:
+    """Streaming: run the workflow again and again as data arrive, as Scipion's streaming does.
+
+    Import nodes only take a tilt series once its mdoc and frames have not changed for ``settle_s``; every
+    pass processes only new units. The watch ends when ``STOP`` appears in the project folder
+    (``tomoforge workflow stop``) or after ``idle_timeout_s`` without new work.
+    """
+    import time
+
+    wf = wf.model_copy(deep=True)
+    for node in wf.nodes:
+        if node.step in IMPORT_STEPS:
+            node.params.setdefault("settle_s", settle_s)
+    stop_file = project.root / "STOP"
+    stop_file.unlink(missing_ok=True)
+    last_work, passes, jobs = time.monotonic(), 0, {}
+    while True:
+        before = _done_units(project)
+        try:
+            jobs = run_workflow(project, wf, executor=executor, retries=retries)
+        except TomoforgeError as exc:  # one bad tilt series must not end a session's streaming
+            if on_error:
+                on_error(str(exc))
+        passes += 1
+        new = _done_units(project) - before
+        if new:
+            last_work = time.monotonic()
+        if on_pass:
+            on_pass(passes, new)
+        if stop_file.exists() or time.monotonic() - last_work > idle_timeout_s:
+            stop_file.unlink(missing_ok=True)
+            return jobs
+        time.sleep(poll_s)
+
+
+IMPORT_STEPS = ("import", "import-movies", "import-tilt-series")
+
+
+def _done_units(project: Project) -> int:
+    with project.reading() as con:
+        return con.execute("SELECT COUNT(*) FROM units WHERE status='done'").fetchone()[0]
 
 
 def _link(project: Project, jobs: dict[str, JobRow], ref: str, step_cls, port: str) -> list[tuple[int, str]]:

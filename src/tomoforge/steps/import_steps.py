@@ -59,17 +59,21 @@ def _settled(paths: list[Path], settle_s: float) -> bool:
     return all(p.exists() and now - p.stat().st_mtime >= settle_s for p in paths)
 
 
-def _frame_files(mdoc: Path) -> list[Path]:
-    """The mdoc's movies that exist (by basename, as the importer resolves them)."""
+def _data_files(mdoc: Path, frames_dir: str | None) -> list[Path] | None:
+    """The stack an mdoc describes (``TS_01.mrc.mdoc``) or its movies; None while a movie is missing."""
     from tomoforge.io.importing import resolve_frame_path
     from tomoforge.io.mdoc import read_mdoc
 
+    stack = mdoc.with_suffix("")
+    if stack.suffix and stack.is_file():
+        return [stack]
     out = []
     for s in read_mdoc(mdoc).z_sections:
         if s.sub_frame_path:
-            p = resolve_frame_path(s.sub_frame_path, mdoc.parent)
-            if p is not None:
-                out.append(p)
+            p = resolve_frame_path(s.sub_frame_path, mdoc.parent, Path(frames_dir) if frames_dir else None)
+            if p is None:
+                return None
+            out.append(p)
     return out
 
 
@@ -79,8 +83,8 @@ def _plan_sources(step: Step, params: ImportParams) -> list[Unit]:
     if params.mdoc:
         units = []
         for p in expand_mdoc_glob(params.mdoc):
-            files = [p, *(_frame_files(p) if params.settle_s > 0 else [])]
-            if not _settled(files, params.settle_s):
+            frames = _data_files(p, params.frames_dir) if params.settle_s > 0 else []
+            if frames is None or not _settled([p, *frames], params.settle_s):
                 continue  # still being written: a later pass picks it up
             # Size and mtime make a rewritten mdoc a changed unit (re-imported), an unchanged one a no-op.
             st = p.stat()
