@@ -12,6 +12,7 @@ from rich.table import Table
 
 from tomoforge.cli_util import console, parse_sets, progress_bar
 from tomoforge.errors import InputError, TomoforgeError
+from tomoforge.project.summary import job_summary
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="tomoforge: cryo-ET from movies to tomograms and averages.")
@@ -86,7 +87,7 @@ def run(step: str, project: ProjectOpt,
     finally:
         ex.shutdown()
     if as_json:
-        print(json.dumps(_job_summary(proj, job.id), indent=2))
+        print(json.dumps(job_summary(proj, job.id), indent=2))
     else:
         console.print(f"job {job.id} {job.step}: {job.status} ({proj.job_dir(job)})")
         print(job.id)
@@ -113,7 +114,7 @@ def show(job: int, project: ProjectOpt,
     from tomoforge.project.store import Project
 
     proj = Project(project)
-    summary = _job_summary(proj, job)
+    summary = job_summary(proj, job)
     if as_json:
         print(json.dumps(summary, indent=2))
         return
@@ -135,26 +136,6 @@ def show(job: int, project: ProjectOpt,
     for u in summary["units"]:
         table.add_row(u["key"], u["status"], str(u["attempts"]), u["error"] or "")
     console.print(table)
-
-
-def _job_summary(proj, job_id: int) -> dict:
-    j = proj.job(job_id)
-
-    def art(a):
-        return {"id": a.id, "job": a.job, "key": a.key, "type": a.type, "uri": a.uri,
-                "path": str(proj.resolve(a.uri)), "meta": a.meta}
-
-    outputs: dict[str, list] = {}
-    for a in proj.artifacts(job_id):
-        outputs.setdefault(a.port, []).append(art(a))
-    return {
-        "id": j.id, "step": j.step, "status": j.status, "folder": str(proj.job_dir(j)), "message": j.message,
-        "params": proj.job_params(job_id), "metrics": j.metrics,
-        "inputs": {p: [art(a) for a in arts] for p, arts in proj.job_inputs(job_id).items()},
-        "outputs": outputs,
-        "units": [{"key": u.key, "status": u.status, "attempts": u.attempts, "metrics": u.metrics,
-                   "error": u.error} for u in proj.units(job_id)],
-    }
 
 
 @app.command()
@@ -275,6 +256,20 @@ def status(project: ProjectOpt) -> None:
         table.add_row(str(j.id), j.step, j.status, f"{count['done']}/{len(units)}", str(count["running"]),
                       str(count["failed"]), f"{ev['kind']} {ev['payload'].get('key', '')}" if ev else "")
     console.print(table)
+
+
+@app.command()
+def web(project: ProjectOpt, host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="Port")] = 8000) -> None:
+    """Serve the web UI for a project (project graph, step forms, viewers, live status)."""
+    import uvicorn
+
+    from tomoforge.project.store import Project
+    from tomoforge.web.app import create_app
+
+    app_ = create_app(Project(project).root)
+    console.print(f"tomoforge web UI on http://{host}:{port}/")
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
 @app.command()

@@ -307,6 +307,8 @@ class Project:
     def artifact(self, artifact_id: int) -> ArtifactRow:
         with self.reading() as con:
             row = con.execute("SELECT * FROM artifacts WHERE id=?", (artifact_id,)).fetchone()
+        if row is None:
+            raise InputError(f"no artifact {artifact_id} in this project", path=self.root)
         return _artifact(row)
 
     def job_inputs(self, job_id: int) -> dict[str, list[ArtifactRow]]:

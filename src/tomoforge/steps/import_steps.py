@@ -6,6 +6,7 @@ check the gain orientation, and write the records. ``import`` decides per mdoc b
 
 from __future__ import annotations
 
+import glob
 import time
 from pathlib import Path
 from typing import Literal
@@ -22,6 +23,7 @@ OVERRIDE_KEYS = ("voltage_kv", "cs_mm", "amplitude_contrast", "magnification", "
 
 class ImportParams(StepParams):
     mdoc: str | None = Field(None, description="Glob of .mdoc files, e.g. 'DIR/*.mdoc'")
+    stack: str | None = Field(None, description="Glob of stacks (.mrc/.st) with a .rawtlt beside each (no mdoc)")
     folder: str | None = Field(None, description="Folder of images for a filename pattern (no mdoc)")
     pattern: str | None = Field(None, description="Filename pattern with {TS} {TO} {TA}, e.g. '{TS}_{TO}_{TA}.mrc'")
     frames_dir: str | None = Field(None, description="Where the movies are (default: the mdoc's folder, then frames/)")
@@ -91,10 +93,18 @@ def _plan_sources(step: Step, params: ImportParams) -> list[Unit]:
             units.append(Unit(key=ts_id_from_mdoc(p), data={"mdoc": str(p.resolve()),
                                                             "stat": [st.st_size, st.st_mtime_ns]}))
         return units
+    if params.stack:
+        paths = sorted(Path(p) for p in glob.glob(params.stack))
+        if not paths:
+            raise InputError("no stack matches", field="stack", expected=f"files for '{params.stack}'")
+        return [Unit(key=ts_id_from_mdoc(p.name), data={"stack": str(p.resolve()),
+                                                        "stat": [p.stat().st_size, p.stat().st_mtime_ns]})
+                for p in paths]
     if params.folder and params.pattern:
         return [Unit(key="all", data={"folder": str(Path(params.folder).resolve()), "pattern": params.pattern})]
-    raise InputError(f"step '{step.name}' needs an mdoc glob or a folder and a pattern",
-                     expected="--set mdoc='DIR/*.mdoc' or --set folder=DIR --set pattern='{TS}_{TO}_{TA}.mrc'")
+    raise InputError(f"step '{step.name}' needs an mdoc glob, a stack glob, or a folder and a pattern",
+                     expected="--set mdoc='DIR/*.mdoc', --set stack='DIR/*.st' or --set folder=DIR "
+                              "--set pattern='{TS}_{TO}_{TA}.mrc'")
 
 
 def _load(params: ImportParams, unit: Unit, kind: str) -> list[TiltSeries]:
@@ -103,6 +113,8 @@ def _load(params: ImportParams, unit: Unit, kind: str) -> list[TiltSeries]:
     if "mdoc" in unit.data:
         return [importing.tilt_series_from_mdoc(unit.data["mdoc"], frames_dir=params.frames_dir,
                                                 overrides=params.overrides(), kind=kind)]
+    if "stack" in unit.data:
+        return [importing.tilt_series_from_stack(unit.data["stack"], overrides=params.overrides())]
     acq = Acquisition(**params.overrides())
     return importing.tilt_series_from_pattern(unit.data["folder"], unit.data["pattern"], acq,
                                               as_images=kind == "stack")
