@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from tomoforge.cli_interop import export_app, import_app, workflow_import_scipion
 from tomoforge.cli_util import console, parse_sets, progress_bar
 from tomoforge.errors import InputError, TomoforgeError
 from tomoforge.project.summary import job_summary
@@ -38,17 +39,12 @@ def _executor(kind: str, workers: int | None, scheduler: str | None = None, prof
         return DaskExecutor(address=scheduler, n_workers=workers or 2)
 
     def slurm():
-        from dask.distributed import Client
-
-        from tomoforge.execution.dask import DaskExecutor, load_site_profile, slurm_cluster
+        from tomoforge.execution.dask import SlurmExecutor, load_site_profile
 
         if profile is None:
             raise InputError("the slurm executor needs a site profile", field="--profile",
                              expected="a TOML/JSON file (see README, 'Running on SLURM')")
-        site = load_site_profile(profile)
-        cluster = slurm_cluster(site, "default")
-        cluster.scale(jobs=workers or site.max_jobs)
-        return DaskExecutor(Client(cluster))
+        return SlurmExecutor(load_site_profile(profile), workers)
 
     executors = {"inline": InlineExecutor, "local": lambda: LocalExecutor(workers), "dask": dask, "slurm": slurm}
     if kind not in executors:
@@ -175,6 +171,9 @@ def simulate(case: str, outdir: Path,
 
 workflow_app = typer.Typer(no_args_is_help=True, help="Run workflows (presets or files).")
 app.add_typer(workflow_app, name="workflow")
+app.add_typer(export_app, name="export")
+app.add_typer(import_app, name="import")
+workflow_app.command("import-scipion")(workflow_import_scipion)
 
 
 @workflow_app.command("run")

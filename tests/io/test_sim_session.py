@@ -202,6 +202,8 @@ def test_dark_views_and_bad_series_are_flagged(tmp_path):
     ("tilt_scheme", "spiral", "dose-symmetric"),
     ("noise_on", "maybe", "true | false"),
     ("dark_views", "a:b", "TS:ORDER"),
+    ("dark_views", "1:40", "0..20"),
+    ("bad_series", "2", "1..1"),
 ])
 def test_bad_set_values_raise_param_error(key, value, needle):
     with pytest.raises(ParamError) as err:

@@ -92,7 +92,7 @@ def _spawn(root: Path, params: dict) -> subprocess.Popen:
 
 def test_resume_after_sigkill_skips_finished_units(tmp_path):
     proj = Project.create(tmp_path)
-    params = {"n_units": 6, "sleep_s": 0.4}
+    params = {"n_units": 10, "sleep_s": 0.5}  # seconds of margin after the kill point, even on a loaded machine
     proc = _spawn(tmp_path, params)
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -106,14 +106,14 @@ def test_resume_after_sigkill_skips_finished_units(tmp_path):
     units = {u.key: u.status for u in proj.units(job.id)}
     assert job.status == "running", (job, units)
     done_before = {k for k, s in units.items() if s == "done"}
-    assert 2 <= len(done_before) < 6, units
+    assert 2 <= len(done_before) < 10, units
     assert len(proj.artifacts(job.id)) == len(done_before), (units, proj.artifacts(job.id))
 
     resumed = run_step(proj, SlowCount, params)
     assert resumed.id == job.id and resumed.status == "done"
     runs = _runs(proj.job_dir(job))
     assert all(runs[k] == 1 for k in done_before), runs
-    assert len(proj.artifacts(job.id)) == 6
+    assert len(proj.artifacts(job.id)) == 10
     assert not list(proj.job_dir(job).rglob("*.part*"))
 
 

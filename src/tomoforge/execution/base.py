@@ -10,11 +10,15 @@ from tomoforge.steps.base import Resources
 
 
 class Executor(Protocol):
-    """Runs units. Implementations: inline, local process pool, Dask (LocalCluster or SLURM)."""
+    """Runs units. Implementations: inline, local process pool, Dask (LocalCluster or SLURM).
+
+    ``pool`` names the step a unit belongs to, so a backend can give steps their own resources (SLURM).
+    """
 
     name: str
 
-    def submit(self, fn: Callable[..., Any], *args: Any, resources: Resources | None = None) -> Future: ...
+    def submit(self, fn: Callable[..., Any], *args: Any, resources: Resources | None = None,
+               pool: str | None = None) -> Future: ...
 
     def shutdown(self) -> None: ...
 
@@ -24,7 +28,8 @@ class InlineExecutor:
 
     name = "inline"
 
-    def submit(self, fn: Callable[..., Any], *args: Any, resources: Resources | None = None) -> Future:
+    def submit(self, fn: Callable[..., Any], *args: Any, resources: Resources | None = None,
+               pool: str | None = None) -> Future:
         fut: Future = Future()
         try:
             fut.set_result(fn(*args))

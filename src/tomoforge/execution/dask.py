@@ -51,7 +51,8 @@ class DaskExecutor:
                 client = Client(self._cluster)
         self.client = client
 
-    def submit(self, fn: Callable[..., Any], *args: Any, resources: Resources | None = None) -> Future:
+    def submit(self, fn: Callable[..., Any], *args: Any, resources: Resources | None = None,
+               pool: str | None = None) -> Future:
         worker_resources = {"GPU": resources.gpus} if resources and resources.gpus else None
         return _wrap(self.client.submit(fn, *args, pure=False, resources=worker_resources))
 
@@ -59,6 +60,54 @@ class DaskExecutor:
         self.client.close()
         if self._cluster is not None:
             self._cluster.close()
+
+
+class SlurmExecutor:
+    """One dask-jobqueue SLURMCluster per resource profile, created on first use and scaled adaptively.
+
+    Steps with a ``[steps.<name>]`` table in the site profile get their own pool of SLURM jobs; the others share
+    the ``[default]`` pool. Adaptive scaling resubmits jobs whose workers died (walltime, node failure), and a
+    pool that gets no worker within ``worker_start_timeout_s`` fails its units with a message instead of
+    waiting for ever.
+    """
+
+    name = "slurm"
+
+    def __init__(self, profile: SiteProfile, max_jobs: int | None = None):
+        self.profile = profile
+        self.max_jobs = max_jobs or profile.max_jobs
+        self._pools: dict[str, Any] = {}
+
+    def _client(self, pool: str):
+        key = pool if pool in self.profile.steps else "default"
+        if key not in self._pools:
+            from dask.distributed import Client
+
+            cluster = slurm_cluster(self.profile, key)
+            cluster.adapt(minimum_jobs=1, maximum_jobs=self.max_jobs)
+            client = Client(cluster)
+            try:
+                client.wait_for_workers(1, timeout=self.profile.worker_start_timeout_s)
+            except TimeoutError:
+                client.close()
+                cluster.close()
+                raise InputError(f"no SLURM worker started within {self.profile.worker_start_timeout_s:.0f} s "
+                                 f"for '{key}'; check the workers' .err logs (python, modules, shared paths)",
+                                 field="worker_start_timeout_s") from None
+            self._pools[key] = (cluster, client)
+        return self._pools[key][1]
+
+    def submit(self, fn: Callable[..., Any], *args: Any, resources: Resources | None = None,
+               pool: str | None = None) -> Future:
+        client = self._client(pool or "default")
+        worker_resources = {"GPU": resources.gpus} if resources and resources.gpus else None
+        return _wrap(client.submit(fn, *args, pure=False, resources=worker_resources))
+
+    def shutdown(self) -> None:
+        for cluster, client in self._pools.values():
+            client.close()
+            cluster.close()
+        self._pools.clear()
 
 
 class StepResources(BaseModel):
@@ -77,7 +126,8 @@ class SiteProfile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     queue: str | None = None
     account: str | None = None
-    max_jobs: int = Field(4, ge=1, description="SLURM jobs (Dask workers) to start at most")
+    max_jobs: int = Field(4, ge=1, description="SLURM jobs (Dask workers) per pool at most")
+    worker_start_timeout_s: float = Field(1800, gt=0, description="Fail if no worker of a pool starts in time")
     python: str | None = Field(None, description="Python on the nodes (default: this interpreter)")
     local_directory: str | None = None
     job_extra_directives: list[str] = Field(default_factory=list)

@@ -28,7 +28,8 @@ class LocalExecutor:
         self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
                                          initializer=_init_worker, initargs=(threads,))
 
-    def submit(self, fn: Callable[..., Any], *args: Any, resources: Resources | None = None) -> Future:
+    def submit(self, fn: Callable[..., Any], *args: Any, resources: Resources | None = None,
+               pool: str | None = None) -> Future:
         return self._pool.submit(fn, *args)
 
     def shutdown(self) -> None:

@@ -120,10 +120,11 @@ def read_mrc(path: str | Path) -> tuple[np.ndarray, float]:
 
 
 def write_mrc(path: str | Path, array, pixel_size_a: float, *, stack: bool | None = None,
-              dtype=np.float32) -> Path:
+              dtype=np.float32, label: str = "tomoforge") -> Path:
     """Write ``array`` ((h, w) or (z, y, x), numpy or torch) atomically with the given pixel size.
 
-    ``stack`` marks an image stack (ISPG 0); default: True for .mrcs/.st/.ali suffixes.
+    ``stack`` marks an image stack (ISPG 0); default: True for .mrcs/.st/.ali suffixes. The header label is
+    fixed (mrcfile would stamp the time), so the same data give the same bytes.
     """
     path = Path(path)
     if hasattr(array, "detach"):
@@ -138,6 +139,8 @@ def write_mrc(path: str | Path, array, pixel_size_a: float, *, stack: bool | Non
         if stack and data.ndim == 3:
             mrc.set_image_stack()
         mrc.voxel_size = float(pixel_size_a)
+        mrc.header.label[0] = label.encode()[:80]
+        mrc.header.nlabl = 1
     return path
 
 

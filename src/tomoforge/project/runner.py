@@ -80,6 +80,9 @@ def _match(step_cls: type[Step], ports: list[str], arts: list[ArtifactRow], outp
                          expected="one of " + ", ".join(types))
     candidates = [output] if output else list(types)
     matches = [(p, o) for p in ports for o in candidates if types[o] == step_cls.inputs[p].record.__name__]
+    same_name = [(p, o) for p, o in matches if p == o]
+    if len(matches) > 1 and len(same_name) == 1:
+        matches = same_name  # e.g. motion-correct's tilt_series, even, odd: 'tilt_series' feeds 'tilt_series'
     if len(matches) != 1:
         what = "no" if not matches else "more than one"
         raise InputError(f"{what} output of job {job.id} ({job.step}) matches an input of '{step_cls.name}'",
@@ -175,7 +178,7 @@ def _execute(project: Project, step_cls: type[Step], params: StepParams, job: Jo
         project.start_unit(job.id, unit.key, socket.gethostname())
         attempts[unit.key] += 1
         pending[executor.submit(execute_unit, step_cls, params_json, unit, str(job_dir),
-                                resources=step_cls.resources)] = unit
+                                resources=step_cls.resources, pool=step_cls.name)] = unit
 
     for u in todo:
         submit(u)

@@ -199,6 +199,8 @@ def _link(project: Project, jobs: dict[str, JobRow], ref: str, step_cls, port: s
     from tomoforge.steps.registry import STEPS
 
     outputs = [o for o, spec in STEPS[job.step].outputs.items() if spec.record.__name__ == wanted]
+    if len(outputs) > 1 and port in outputs:
+        outputs = [port]  # the output named like the input port (motion-correct's tilt_series, not even/odd)
     if len(outputs) != 1:
         raise InputError(f"input '{port}' of '{step_cls.name}' from node '{node_id}' is ambiguous or missing",
                          expected=f"'{node_id}.OUTPUT' with OUTPUT one of " + ", ".join(STEPS[job.step].outputs))

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from tomoforge.steps.assign_alignment import AssignAlignment
 from tomoforge.steps.base import Step
+from tomoforge.steps.bin import Bin
+from tomoforge.steps.dose_filter import DoseFilter
+from tomoforge.steps.exclude_views import ExcludeViews
+from tomoforge.steps.import_external import EXTERNAL_IMPORT_STEPS
 from tomoforge.steps.import_steps import Import, ImportMovies, ImportTiltSeries
+from tomoforge.steps.motion_correct import MotionCorrect
+from tomoforge.steps.xray_erase import XrayErase
 
-_ALL: list[type[Step]] = [Import, ImportMovies, ImportTiltSeries]
+_ALL: list[type[Step]] = [
+    Import, ImportMovies, ImportTiltSeries, *EXTERNAL_IMPORT_STEPS,
+    MotionCorrect, XrayErase, ExcludeViews, DoseFilter, Bin, AssignAlignment,
+]
 
 STEPS: dict[str, type[Step]] = {cls.name: cls for cls in _ALL}
