@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from preprocess_project import SimProject
 
 from tomoforge.errors import InputError, ParamError, ParseError
 from tomoforge.io.mrc import read_mrc, read_section, write_mrc
@@ -13,6 +12,8 @@ from tomoforge.io.relion import read_motion_star
 from tomoforge.io.sim_session import session_path
 from tomoforge.io.star import read_star
 from tomoforge.steps.motion_correct import MotionCorrect
+
+from preprocess_project import SimProject
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -140,3 +141,26 @@ def test_wrong_gain_and_unequal_frames_are_refused(tmp_path):
     with pytest.raises(ParseError, match=movie.name):
         run_step(proj, MotionCorrect, {}, resolve_inputs(proj, MotionCorrect, [str(imp2.id)]))
     assert len(proj.jobs()) == n_jobs
+
+
+def test_stack_only_tilt_series_pass_through(tmp_path):
+    """The default preset runs motion correction only for movies: a stack import goes through unchanged."""
+    import numpy as np
+
+    from tomoforge.io.mrc import write_mrc
+    from tomoforge.model import TiltSeries
+    from tomoforge.project.runner import resolve_inputs, run_step
+    from tomoforge.project.store import Project
+    from tomoforge.steps.import_steps import ImportTiltSeries
+    from tomoforge.steps.motion_correct import MotionCorrect
+
+    write_mrc(tmp_path / "TS_05.st", np.ones((3, 16, 16), np.float32), 2.0)
+    (tmp_path / "TS_05.rawtlt").write_text("-10\n0\n10\n")
+    proj = Project.create(tmp_path / "p")
+    imp = run_step(proj, ImportTiltSeries, {"stack": str(tmp_path / "TS_05.st"), "dose_per_tilt_e_per_a2": 2})
+    mc = run_step(proj, MotionCorrect, {}, resolve_inputs(proj, MotionCorrect, [str(imp.id)]))
+    (out,) = proj.artifacts(mc.id, "tilt_series")
+    (src,) = proj.artifacts(imp.id, "tilt_series")
+    assert TiltSeries.model_validate_json(proj.resolve(out.uri).read_text()) == \
+        TiltSeries.model_validate_json(proj.resolve(src.uri).read_text())
+    assert proj.artifacts(mc.id, "shifts") == []

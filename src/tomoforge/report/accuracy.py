@@ -14,14 +14,36 @@ def load_truth(path: Path) -> SimTruth:
     return SimTruth.model_validate_json(Path(path).read_text())
 
 
-def accuracy_rows(truth_path: Path, view: SeriesView) -> list[list]:
+def _motion_rows(project, view: SeriesView, tt) -> list[list]:
+    rows = view.extras.get("MotionShifts")
+    if not rows or not tt.views or not tt.views[0].frames:
+        return []
+    import json
+
+    rec = json.loads(project.resolve(rows[-1][1].uri).read_text())
+    errs = []
+    for est, truth_view in zip(rec["shifts_xy_px"], sorted(tt.views, key=lambda v: v.acquisition_order),
+                               strict=False):
+        true = np.array([[f.shift_x_px, f.shift_y_px] for f in truth_view.frames])
+        est = np.asarray(est, dtype=float)
+        if est.shape != true.shape:
+            continue
+        d = (est - est.mean(0)) - (true - true.mean(0))
+        errs.append(float(np.sqrt((d ** 2).sum(1).mean())))
+    if not errs:
+        return []
+    return [["frame drift error (px RMS)", float(np.median(errs)), f"median over {len(errs)} movies; "
+             f"worst {max(errs):.2f} px"]]
+
+
+def accuracy_rows(truth_path: Path, view: SeriesView, project=None) -> list[list]:
     truth = load_truth(truth_path)
     try:
         tt = truth.series(view.ts_id)
     except KeyError:
         return []
     by_order = {v.acquisition_order: v for v in tt.views}
-    rows: list[list] = []
+    rows: list[list] = _motion_rows(project, view, tt) if project is not None else []
     final = view.records[-1][1]
     truth_bad = {v.acquisition_order for v in tt.views if v.dark or v.excluded}
     found = {im.acquisition_order for im in final.images if im.excluded}

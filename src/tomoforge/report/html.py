@@ -123,7 +123,7 @@ def build_report(project: Project, out: str | Path | None = None, truth: str | P
         body.append('<h4>CTF</h4>' + _ctf(view))
         body.append('<h4>Tomogram</h4>' + _tomograms(view))
         if truth_path:
-            rows = accuracy_rows(truth_path, view)
+            rows = accuracy_rows(truth_path, view, project)
             if rows:
                 body.append('<h4>Accuracy against simulator truth</h4>' + _table(["quantity", "value", "note"], rows))
     body.append('<h2 id="provenance">Provenance</h2>' + provenance_svg(project))

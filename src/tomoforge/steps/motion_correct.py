@@ -103,6 +103,11 @@ def _read_defects(path: str) -> list[tuple[int, int]]:
     return pts
 
 
+def _stack_only(ts: TiltSeries) -> bool:
+    """A tilt series imported from a stack without its movies: motion correction passes it through."""
+    return all(im.movie is None and im.image is not None for im in ts.images)
+
+
 def _movie_views(ts: TiltSeries) -> list[TiltImage]:
     missing = [im for im in ts.images if im.movie is None]
     if missing:
@@ -147,6 +152,8 @@ class MotionCorrect(Step):
         units = super().plan(params, inputs)
         for unit in units:
             ts = unit.one("tilt_series").load(TiltSeries)
+            if _stack_only(ts):
+                continue
             shape = None
             for im in _movie_views(ts):
                 n, h, w = _frame_count(im)  # unequal frame shapes raise ParseError here
@@ -167,6 +174,10 @@ class MotionCorrect(Step):
 
     def run_unit(self, params: MotionCorrectParams, unit: Unit, ctx: UnitContext) -> UnitResult:
         ts: TiltSeries = unit.one("tilt_series").load(TiltSeries)  # type: ignore[assignment]
+        if _stack_only(ts):
+            ctx.log("no movies (imported from a stack): passed through unchanged")
+            return UnitResult(artifacts=[ctx.write_record("tilt_series", ts.ts_id, ts)],
+                              metrics={"passed_through": 1.0})
         acq = ts.acquisition
         px = acq.pixel_size_a
         gain = torch.from_numpy(np.array(read_gain_reference(ts.gain_path))) if ts.gain_path else None
