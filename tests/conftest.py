@@ -19,3 +19,16 @@ def realdata() -> Path:
     if not REALDATA.is_dir():
         pytest.skip(f"real-data corpus not found at {REALDATA} (../shared/realdata beside the repo)")
     return REALDATA
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """One torch thread per test process: pytest-xdist already runs a process per core, and small FFTs on a
+    shared 2-core machine get much slower with more threads."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+

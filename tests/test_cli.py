@@ -6,18 +6,7 @@ import sys
 
 import pytest
 
-from tomoforge import cli
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    sys.argv = ["tomoforge", *args]
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
+from cli_runner import run_cli
 
 
 def test_init_and_empty_jobs(tmp_path, capsys):

@@ -1,26 +1,14 @@
 """Import through the CLI: records, overrides, gain check, and one-line errors with exit code 2."""
 
 import json
-import sys
 
 import numpy as np
 import pytest
 
-from tomoforge import cli
 from tomoforge.io.mrc import write_mrc
 
+from cli_runner import run_cli
 from sessions import ACQ_ANGLES, make_session
-
-
-def run_cli(capsys, *args: str):
-    sys.argv = ["tomoforge", *args]
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
