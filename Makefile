@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(PIP) install torch==2.13.0
 	$(PIP) install -c constraints.txt -e ".[test,dask,web,peers]"
+	$(PIP) install -c constraints.txt --no-deps torch-ctf-estimation  # a peer for benchmarks; no torchvision
 	touch $(STAMP)
 
 demo: setup

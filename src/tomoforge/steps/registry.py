@@ -5,6 +5,9 @@ from __future__ import annotations
 from tomoforge.steps.assign_alignment import AssignAlignment
 from tomoforge.steps.base import Step
 from tomoforge.steps.bin import Bin
+from tomoforge.steps.ctf_correct import CtfCorrect
+from tomoforge.steps.ctf_estimate import CtfEstimateStep
+from tomoforge.steps.ctf_exclude import CtfExclude
 from tomoforge.steps.dose_filter import DoseFilter
 from tomoforge.steps.exclude_views import ExcludeViews
 from tomoforge.steps.import_external import EXTERNAL_IMPORT_STEPS
@@ -15,6 +18,7 @@ from tomoforge.steps.xray_erase import XrayErase
 _ALL: list[type[Step]] = [
     Import, ImportMovies, ImportTiltSeries, *EXTERNAL_IMPORT_STEPS,
     MotionCorrect, XrayErase, ExcludeViews, DoseFilter, Bin, AssignAlignment,
+    CtfEstimateStep, CtfExclude, CtfCorrect,
 ]
 
 STEPS: dict[str, type[Step]] = {cls.name: cls for cls in _ALL}
