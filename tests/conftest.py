@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads (see tomoforge/__init__.py)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # shared helpers such as sessions.py
 

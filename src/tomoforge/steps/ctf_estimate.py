@@ -42,8 +42,10 @@ from tomoforge.steps.base import Port, Resources, Step, StepParams, Unit, UnitCo
 class CtfEstimateParams(StepParams):
     box_size: int = Field(512, ge=32, le=4096, description="FFT box (tile) size in pixels")
     tile_overlap: float = Field(0.5, ge=0.0, lt=1.0, description="Overlap of neighbouring tiles")
-    resolution_min_a: float = Field(30.0, gt=0, description="Low-resolution end of the fit band (Å)")
-    resolution_max_a: float = Field(5.0, gt=0, description="High-resolution end of the fit band (Å)")
+    resolution_min_a: float | None = Field(None, gt=0, description="Low-resolution end of the fit band (Å); "
+                                                                   "empty: 30 Å, or 3x the high end if coarser")
+    resolution_max_a: float | None = Field(None, gt=0, description="High-resolution end of the fit band (Å); "
+                                                                   "empty: 5 Å, or 2.5 pixels if coarser")
     defocus_min_a: float = Field(5000.0, ge=0, description="Smallest defocus searched (Å, underfocus positive)")
     defocus_max_a: float = Field(50000.0, gt=0, description="Largest defocus searched (Å)")
     defocus_step_a: float = Field(500.0, gt=0, description="Step of the exhaustive defocus search (Å)")
@@ -105,6 +107,13 @@ def parse_expected_defocus(path: str | Path) -> dict[str, float]:
     return out
 
 
+def resolve_band(params: CtfEstimateParams, pixel_size_a: float) -> CtfEstimateParams:
+    """Fill an empty fit band from the pixel size (CTFFIND's 30-5 Å where Nyquist allows it)."""
+    hi = params.resolution_max_a if params.resolution_max_a is not None else max(5.0, 2.5 * pixel_size_a)
+    lo = params.resolution_min_a if params.resolution_min_a is not None else max(30.0, 3.0 * hi)
+    return params.model_copy(update={"resolution_max_a": hi, "resolution_min_a": lo})
+
+
 def fit_settings(params: CtfEstimateParams) -> FitSettings:
     return FitSettings(resolution_min_a=params.resolution_min_a, resolution_max_a=params.resolution_max_a,
                        defocus_min_a=params.defocus_min_a, defocus_max_a=params.defocus_max_a,
@@ -116,6 +125,7 @@ def fit_settings(params: CtfEstimateParams) -> FitSettings:
 
 def check_params(params: CtfEstimateParams, pixel_size_a: float, where: str) -> None:
     """ParamError for a band beyond Nyquist, an inverted band or defocus range (names the field)."""
+    params = resolve_band(params, pixel_size_a)
     nyquist = 2.0 * pixel_size_a
     if params.resolution_max_a < nyquist - 1e-6:
         raise ParamError(f"{params.resolution_max_a:g} Å is beyond Nyquist ({nyquist:g} Å at {pixel_size_a:g} Å/px "
@@ -189,7 +199,7 @@ class CtfEstimateStep(Step):
         warning = dose_filtered_warning(ts)
         if warning:
             ctx.log(warning)
-        settings = fit_settings(params)
+        settings = fit_settings(resolve_band(params, acq.pixel_size_a))
         centre = unit.data.get("expected_defocus_a")
         active = [im for im in ts.images if not im.excluded] if not ts.excluded else []
         if centre is None and params.use_target_defocus:
