@@ -6,9 +6,10 @@ import math
 
 import pytest
 import torch
-from motion_testdata import one_thread, texture  # noqa: F401 (one_thread: fixture)
 
 from tomoforge.core.binning import bin_images, fourier_resize, normalise_intensity
+
+from motion_testdata import one_thread, texture  # noqa: F401 (one_thread: fixture)
 
 
 def _wave(shape, period_px, phase=0.0, centre=True):

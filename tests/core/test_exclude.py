@@ -7,9 +7,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from motion_testdata import one_thread, texture  # noqa: F401 (one_thread: fixture)
 
 from tomoforge.core.exclude import find_bad_views
+
+from motion_testdata import one_thread, texture  # noqa: F401 (one_thread: fixture)
 
 
 def _tilt_series(seed: int, n: int = 21, size: int = 128, counts: float = 30.0):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from motion_testdata import one_thread  # noqa: F401 (autouse fixture)
 
 from tomoforge.core.gain import invert_gain_orientation
 from tomoforge.core.motion import apply_gain, correct_defects, defect_mask_from_coordinates, defects_from_gain
 from tomoforge.errors import InputError
+
+from motion_testdata import one_thread  # noqa: F401 (autouse fixture)
 
 
 def test_apply_gain_multiplies_in_the_declared_orientation_and_refuses_a_wrong_shape():

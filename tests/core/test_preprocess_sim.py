@@ -8,14 +8,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from motion_testdata import one_thread  # noqa: F401 (autouse fixture)
-from randomseed import run_seed
 
 from tomoforge.core.exclude import find_bad_views
 from tomoforge.core.motion import apply_gain, estimate_global_shifts, sum_frames
 from tomoforge.io.movie import read_gain_reference, read_movie
 from tomoforge.io.mrc import read_mrc
 from tomoforge.io.sim_session import load_truth, session_path, simulate_case
+
+from motion_testdata import one_thread  # noqa: F401 (autouse fixture)
+from randomseed import run_seed
 
 SEEDS = [0, 5, run_seed(__name__)]
 DARK = 20  # acquisition order of the dark view we ask for

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from motion_testdata import one_thread, texture  # noqa: F401 (one_thread: fixture)
 
 from tomoforge.core.xray import erase_xrays, fill_pixels
+
+from motion_testdata import one_thread, texture  # noqa: F401 (one_thread: fixture)
 
 
 def _image_with_xrays(seed: int, n_hot: int = 150, size: int = 256):

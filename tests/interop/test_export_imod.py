@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from interop_project import EXCLUDED_ORDER
 from tomoforge.errors import InputError
 from tomoforge.interop.export_imod import export_imod
 from tomoforge.io.ctffind import read_ctffind
@@ -15,6 +14,8 @@ from tomoforge.io.imod import read_tilt_angles, read_xf
 from tomoforge.io.imod_com import read_newst_com, read_tilt_com
 from tomoforge.io.mrc import mrc_header_info, read_mrc, read_section
 from tomoforge.project.store import Project
+
+from interop_project import EXCLUDED_ORDER
 
 
 def test_files_read_back(tiny, imod_export):
@@ -82,9 +83,10 @@ def test_unknown_job_is_refused(tiny, tmp_path):
 
 def test_fiducial_model_round_trip(tiny, tmp_path):
     """Bead tracks (the truth beads projected into every view) written as .fid read back point for point."""
-    from interop_project import truth_bead_positions
     from tomoforge.interop.export_imod import write_fiducials
     from tomoforge.io.imod_model import fiducial_points, read_model
+
+    from interop_project import truth_bead_positions
 
     _, views, xy = truth_bead_positions(tiny.truth, in_field=True)
     tracks = [np.column_stack([xy[:, b].numpy(), np.arange(len(views))]) for b in range(xy.shape[1])]

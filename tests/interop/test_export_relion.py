@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from interop_project import EXCLUDED_ORDER
 from tomoforge.errors import InputError
 from tomoforge.interop.export_relion import export_relion
 from tomoforge.io.mrc import read_mrc, read_section
@@ -18,6 +17,8 @@ from tomoforge.io.relion import (
     read_tomograms_star,
 )
 from tomoforge.project.store import Project
+
+from interop_project import EXCLUDED_ORDER
 
 
 def test_tomograms_and_tilt_series_star(tiny, relion_export):

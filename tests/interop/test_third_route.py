@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from interop_project import truth_bead_positions
 from tomoforge.core.geometry import project_points
 from tomoforge.io.imod import read_tilt_angles, read_xf
 from tomoforge.io.mrc import read_mrc
@@ -16,6 +15,8 @@ from tomoforge.io.relion import (
     read_tomograms_star,
     relion5_projection_matrices,
 )
+
+from interop_project import truth_bead_positions
 
 
 def test_imod_geometry_projects_beads_onto_truth(tiny, imod_export):

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from interop_project import EXCLUDED_ORDER, build_tiny_project
 from tomoforge.errors import InputError, ParseError
 from tomoforge.interop.export_imod import export_imod
 from tomoforge.interop.export_relion import export_relion
@@ -23,6 +22,8 @@ from tomoforge.steps.import_external import (
     ImportRelion,
     ImportWarp,
 )
+
+from interop_project import EXCLUDED_ORDER, build_tiny_project
 
 
 @pytest.fixture(scope="module")
@@ -200,12 +201,13 @@ def test_missing_files_and_unknown_tomogram_are_refused(tiny, tmp_path):
 def test_relion_real_project_alignment(realdata, tmp_path):
     """RELION 5's own Tomograms job for EMPIAR-10164 TS_01 imported onto the 41 views of the real mdoc: the
     40 views RELION kept get its alignment (converting back gives RELION's columns), the other is excluded."""
-    from interop_project import add_job
     from tomoforge.core.geometry import xf_rotation_deg
     from tomoforge.io.mdoc import read_mdoc
     from tomoforge.io.relion import imod_to_relion5, read_tilt_series_star
     from tomoforge.model import Acquisition, TiltImage
     from tomoforge.project.store import Project
+
+    from interop_project import add_job
 
     rel = realdata / "relion" / "relion5_EMPIAR-10164_project"
     mdoc = read_mdoc(realdata / "mdoc" / "serialem_EMPIAR-10164_TS_01.mrc.mdoc")
@@ -238,11 +240,12 @@ def test_aretomo_real_files(realdata, tmp_path, name):
     agrees with AreTomo's own -OutImod .xf; the v2 file with dark frames is matched by section."""
     import shutil
 
-    from interop_project import add_job
     from tomoforge.io.aretomo import aln_to_xf, read_aln
     from tomoforge.io.imod import read_xf
     from tomoforge.model import Acquisition, TiltImage
     from tomoforge.project.store import Project
+
+    from interop_project import add_job
 
     src = realdata / "aretomo" / name
     aln = read_aln(src)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from preprocess_project import SimProject
 
 from tomoforge.errors import InputError
 from tomoforge.io.mrc import read_mrc, read_section
@@ -24,6 +23,8 @@ from tomoforge.steps.dose_filter import DoseFilter
 from tomoforge.steps.exclude_views import ExcludeViews
 from tomoforge.steps.motion_correct import MotionCorrect
 from tomoforge.steps.xray_erase import XrayErase
+
+from preprocess_project import SimProject
 
 DARK_ORDER = 20  # the last view acquired (at +-60 deg)
 

@@ -16,6 +16,7 @@ class Executor(Protocol):
     """
 
     name: str
+    max_in_flight: int  # units worth submitting at once (the runner registers each as it finishes)
 
     def submit(self, fn: Callable[..., Any], *args: Any, resources: Resources | None = None,
                pool: str | None = None) -> Future: ...
@@ -27,6 +28,7 @@ class InlineExecutor:
     """Runs each unit at once in this process (debugging, tests, notebooks)."""
 
     name = "inline"
+    max_in_flight = 1
 
     def submit(self, fn: Callable[..., Any], *args: Any, resources: Resources | None = None,
                pool: str | None = None) -> Future:

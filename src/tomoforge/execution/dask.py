@@ -36,6 +36,7 @@ class DaskExecutor:
     """Submit units to a Dask cluster. GPUs are Dask worker resources named ``GPU``."""
 
     name = "dask"
+    max_in_flight = 100_000  # the scheduler queues; results are registered as they arrive
 
     def __init__(self, client=None, *, address: str | None = None, n_workers: int = 2,
                  threads_per_worker: int = 1):
@@ -72,6 +73,7 @@ class SlurmExecutor:
     """
 
     name = "slurm"
+    max_in_flight = 100_000
 
     def __init__(self, profile: SiteProfile, max_jobs: int | None = None):
         self.profile = profile

@@ -24,6 +24,7 @@ class LocalExecutor:
 
     def __init__(self, workers: int | None = None, threads_per_worker: int | None = None):
         self.workers = workers or max(1, (os.cpu_count() or 1))
+        self.max_in_flight = 2 * self.workers
         threads = threads_per_worker or max(1, (os.cpu_count() or 1) // self.workers)
         self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
                                          initializer=_init_worker, initargs=(threads,))

@@ -18,3 +18,6 @@ class Tomogram(BaseModel):
     half2_path: str | None = None
     ctf_corrected: bool = False
     method: str = Field("wbp", description="Reconstruction method, for provenance")
+    z_shift_px: float = Field(0.0, description="IMOD SHIFT in Z used, in pixels of the tilt-series images "
+                                               "(positive moved the specimen up); maps voxels back to views")
+    x_tilt_deg: float = Field(0.0, description="X-axis tilt used (IMOD XAXISTILT)")

@@ -180,9 +180,14 @@ def _execute(project: Project, step_cls: type[Step], params: StepParams, job: Jo
         pending[executor.submit(execute_unit, step_cls, params_json, unit, str(job_dir),
                                 resources=step_cls.resources, pool=step_cls.name)] = unit
 
-    for u in todo:
-        submit(u)
-    while pending:
+    # Keep at most what the executor runs at once in flight, so each finished unit is registered at once
+    # (an inline executor runs a unit inside submit(): submitting all first would register nothing until
+    # the end, and a kill would lose finished work).
+    queue = list(todo)
+    capacity = max(1, getattr(executor, "max_in_flight", 1 << 30))
+    while queue or pending:
+        while queue and len(pending) < capacity:
+            submit(queue.pop(0))
         fut = next(as_completed(list(pending)))
         unit = pending.pop(fut)
         try:
@@ -200,7 +205,7 @@ def _execute(project: Project, step_cls: type[Step], params: StepParams, job: Jo
         except Exception as exc:  # noqa: BLE001 - a crashed unit is retried, then reported
             log.write(f"[{unit.key}] failed (attempt {attempts[unit.key]}): {exc!r}", traceback.format_exc())
             if attempts[unit.key] <= retries:
-                submit(unit)
+                queue.insert(0, unit)
             else:
                 project.fail_unit(job.id, unit.key, repr(exc))
                 failures.append(f"{unit.key}: {exc}")

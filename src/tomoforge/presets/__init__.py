@@ -1,0 +1,1 @@
+"""Workflow presets shipped with tomoforge (JSON files in this folder)."""
