@@ -75,8 +75,11 @@ def test_imod_chain(realdata):
     assert r.nodes[0].params == {"peak_sd": 8.0, "grow_radius": 4, "even_odd": True}
     assert "diffCriterion" in r.nodes[0].dropped_params and "fixedImageDose" in r.nodes[1].dropped_params
     xc = r.nodes[2]
-    assert xc.params["trim_px"] == [40.0, 40.0] and xc.params["filter_sigma1"] == 0.03
-    assert r.nodes[3].params["bead_diameter_nm"] == 10.0 and r.nodes[3].params["n_beads"] == 15
+    # tiltxcorr FilterRadius2 / FilterSigma1 (cycles/pixel) -> align-coarse low/high-pass; trimming has no equivalent
+    assert xc.params == {"cumulative": False, "lowpass": 0.25, "highpass": 0.03} and "pxTrim" in xc.dropped_params
+    assert r.nodes[3].params == {"bead_diameter_nm": 10.0, "target_beads": 15, "two_surfaces": False}
+    # tiltalign: all rotations, grouped magnification and tilt angles (group of 5)
+    assert r.nodes[4].params == {"rotation": "view", "magnification": "group", "tilt": "group", "group_size": 5}
     assert r.nodes[4].inputs == {"inputSetOfLandmarkModels": r.nodes[3].id}
 
 

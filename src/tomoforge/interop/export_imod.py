@@ -1,9 +1,10 @@
 """``tomoforge export imod``: one IMOD-ready folder per tilt series.
 
-``DIR/<TS>/`` holds the stack the transforms refer to (``<TS>.st``: every view as stored, excluded ones too,
-in tilt order), ``.rawtlt`` (nominal angles), ``.tlt`` (refined), ``.xf`` (one line per section; identity
+``DIR/<TS>/`` holds the stack the transforms refer to (``<TS>.st``: every view, excluded ones too, in tilt
+order, as it was before dose filtering and CTF correction, which IMOD applies itself), ``.rawtlt`` (nominal angles), ``.tlt`` (refined), ``.xf`` (one line per section; identity
 where a view has no alignment), ``.defocus`` (ctfplotter version 3, views with a CTF estimate),
-``<TS>_ctffind.txt``, ``<TS>.fid`` (bead tracks, where the project has them), ``<TS>_rec.mrc`` (a copy of the newest tomogram, X,Y,Z, pixel size in the header),
+``<TS>_ctffind.txt``, ``<TS>.fid`` (the newest fiducial model's bead tracks, sections of ``<TS>.st``, where the
+project has one), ``<TS>_rec.mrc`` (a copy of the newest tomogram, X,Y,Z, pixel size in the header),
 and ``newst.com`` + ``tilt.com`` that rebuild the aligned stack and the tomogram with IMOD: excluded views are
 listed in ``EXCLUDELIST`` (1-based sections).
 """
@@ -26,6 +27,8 @@ from tomoforge.io.imod_model import fiducial_model, write_model
 from tomoforge.io.mrc import mrc_header_info, read_mrc, write_mrc
 from tomoforge.project.store import Project
 
+IMOD_MODEL_HALF_PIXEL = 0.5  # model x, y of a pixel centre = 0-based index + 0.5
+IMOD_UNIT_NM = -9
 ANGLE_DECIMALS = 3  # IMOD writes %7.2f; a third decimal keeps refined angles to 0.001°
 
 
@@ -63,7 +66,7 @@ def export_series_imod(ex: SeriesExport, folder: Path) -> Path:
             ex.notes.append(f"{name}: {len(ts.images) - len(with_ctf)} views have no CTF estimate; "
                             "the .defocus lists the others by section, the _ctffind.txt in section order")
     if ex.fiducials:
-        write_fiducials(folder / f"{name}.fid", ex.fiducials, (w, h, len(ts.images)))
+        write_fiducials(folder / f"{name}.fid", ex.fiducials, (w, h, len(ts.images)), pixel_size_a=px)
     thickness_px, binning = _reconstruction_size(ex, w)
     if ex.tomogram is not None:
         _copy_tomogram(ex, folder / f"{name}_rec.mrc")
@@ -81,11 +84,22 @@ def export_series_imod(ex: SeriesExport, folder: Path) -> Path:
     return folder
 
 
-def write_fiducials(path: str | Path, tracks: list, image_size_xyz: tuple[int, int, int]) -> Path:
-    """An IMOD landmark model (``.fid``): one contour per bead of points ``(x, y, view)`` in the stack's
-    raw pixels, views 0-based sections of the exported stack (as beadtrack writes them)."""
-    return write_model(path, fiducial_model([np.asarray(t, dtype=np.float64).reshape(-1, 3) for t in tracks],
-                                            image_size_xyz))
+def write_fiducials(path: str | Path, tracks: list, image_size_xyz: tuple[int, int, int], *,
+                    pixel_size_a: float | None = None) -> Path:
+    """An IMOD landmark model (``.fid``) of ``tracks`` (per bead ``(n, 3)`` raw ``(x, y, view)``, pixel centres
+    on integers, views 0-based sections of the exported stack): one contour per bead, as beadtrack writes.
+
+    IMOD model coordinates put a pixel's centre at ``i + 0.5`` (sections stay integers), hence the half-pixel
+    shift in x and y. The pixel size goes in the header in nm (IMOD's unit code -9)."""
+    beads = []
+    for t in tracks:
+        p = np.asarray(t, dtype=np.float64).reshape(-1, 3).copy()
+        p[:, :2] += IMOD_MODEL_HALF_PIXEL
+        beads.append(p)
+    model = fiducial_model(beads, image_size_xyz)
+    if pixel_size_a is not None:
+        model.pixel_size, model.units = pixel_size_a / 10.0, IMOD_UNIT_NM
+    return write_model(path, model)
 
 
 def _reconstruction_size(ex: SeriesExport, width: int) -> tuple[int, float]:

@@ -3,7 +3,8 @@
 ``DIR/tomograms.star`` (``data_global``) with ``DIR/tilt_series/<TS>.star`` per tilt series: one row per
 view that is not excluded (RELION excludes a tilt by leaving its row out), sorted by tilt angle, with the
 alignment converted exactly (``io.relion.imod_to_relion5``, half-pixel centres included), CTF, pre-exposure
-and the per-view images written to ``DIR/frames/<view>.mrc`` (``_EVN``/``_ODD`` where even/odd sums exist).
+and the per-view images (before dose filtering and CTF correction, which RELION applies itself) written to
+``DIR/frames/<view>.mrc`` (``_EVN``/``_ODD`` where even/odd sums exist).
 Motion STARs (``data_global_shift``) of the motion-correction step are copied to ``DIR/frames/<movie>.star``
 and named in ``rlnMicrographMetadata``. Picks go to ``particles.star`` (3D variant) with an optimisation set.
 

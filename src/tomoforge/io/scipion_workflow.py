@@ -5,6 +5,10 @@ translated by an explicit function per class; pointers ``"ID.outputName"`` becom
 source protocol was mapped. Template placeholders ``~label|default|type|name~`` take their default and are
 listed as user inputs; ``%(SCIPION_TESTS)s`` becomes ``$SCIPION_TESTS``.
 
+Translators of protocols whose step exists emit only that step's parameters, converted to its units (IMOD
+nm -> Å, Scipion frame numbers 1-based -> 0-based...); a Scipion value with no equivalent is not read, so it
+is listed in the node's ``dropped_params``. A translator may add ``_step`` (another step), ``_note`` (a line for
+the report) and ``_keep_none`` (keys whose None is meant, e.g. ``align``'s fiducial-less mode).
 Parameter names of steps that do not exist yet in the registry follow the step's issue and may change.
 """
 
@@ -83,6 +87,15 @@ def _sym(s) -> str:
     return s[0].upper() + s[1:] if s else "C1"
 
 
+def _yes(v) -> bool:
+    """Scipion yes/no: a BooleanParam, or in older plugins an EnumParam ['Yes', 'No'] where 0 means yes."""
+    if isinstance(v, bool) or v is None:
+        return bool(v)
+    if isinstance(v, (int, float)) or str(v).strip().isdigit():
+        return int(v) == 0
+    return str(v).strip().lower() in ("true", "yes")
+
+
 T = Callable[[dict], dict]
 
 
@@ -135,6 +148,11 @@ def _motion(p: dict) -> dict:
     n = int(p.get("alignFrameN", 0) or 0)
     if n > 0:
         out["last_frame"] = n - 1
+    # MotionCor2 -SumRange is 1-based, 0 = the last frame
+    if int(p.get("sumFrame0", 0) or 0) > 1:
+        out["sum_first_frame"] = int(p["sumFrame0"]) - 1
+    if int(p.get("sumFrameN", 0) or 0) > 0:
+        out["sum_last_frame"] = int(p["sumFrameN"]) - 1
     if p.get("patchX") and p.get("patchY"):
         out["patches_x"], out["patches_y"] = int(p["patchX"]), int(p["patchY"])
     if p.get("doApplyDoseFilter"):
@@ -144,8 +162,10 @@ def _motion(p: dict) -> dict:
 
 
 def _warp_motion(p: dict) -> dict:
-    out = {"bin_factor": float(p.get("binFactor", 1.0) or 1.0), "patches_x": int(p.get("x", 1)),
-           "patches_y": int(p.get("y", 1))}
+    # Warp's x/y is the motion grid: 1 x 1 is global motion only (tomoforge: 0 patches)
+    nx, ny = int(p.get("x", 1) or 1), int(p.get("y", 1) or 1)
+    out: dict = {"bin_factor": float(p.get("binFactor", 1.0) or 1.0), "patches_x": nx if nx > 1 else 0,
+                 "patches_y": ny if ny > 1 else 0}
     if p.get("bfactor") is not None:
         out["b_factor_a2"] = abs(float(p["bfactor"]))
     return out
@@ -169,98 +189,159 @@ def _dose(p: dict) -> dict:
 
 
 def _xcorr(p: dict) -> dict:
-    out = {"binning": int(p.get("binning", 1) or 1), "cumulative": bool(p.get("cumulativeCorr", False)),
-           "filter_sigma1": p.get("filterSigma1"), "filter_radius2": p.get("filterRadius2"),
-           "filter_sigma2": p.get("filterSigma2")}
-    trim = _pairs(p.get("pxTrim"))
-    if trim:
-        out["trim_px"] = list(trim)
+    # tiltxcorr filters are in cycles/pixel of the correlated images, as align-coarse's lowpass/highpass;
+    # its binning, trimming and fall-offs have no equivalent (align-coarse bins to working_size_px itself)
+    out: dict = {"cumulative": _yes(p.get("cumulativeCorr", False))}
+    if 0 < float(p.get("filterRadius2") or 0) <= 0.5:
+        out["lowpass"] = float(p["filterRadius2"])
+    if 0 <= float(p.get("filterSigma1") or 0) < 0.5 and p.get("filterSigma1") is not None:
+        out["highpass"] = float(p["filterSigma1"])
+    if p.get("tiltAxisAngle") not in (None, ""):
+        out["tilt_axis_deg"] = float(p["tiltAxisAngle"])   # IMOD RotationAngle: CCW from +Y, as tomoforge
     return out
 
 
 def _fid_model(p: dict) -> dict:
-    if int(p.get("typeOfModel", 0) or 0) == 1:     # patch tracking
-        size = _pairs(p.get("sizeOfPatches"))
-        overlap = _pairs(p.get("overlapPatches"))
-        return {"_step": "align-patches", "patch_size_px": list(size) if size else None,
-                "overlap": list(overlap) if overlap else None}
-    return {"bead_diameter_nm": p.get("fiducialDiameter"), "n_beads": p.get("numberFiducial"),
-            "two_surfaces": bool(p.get("twoSurfaces", False))}
+    if int(p.get("typeOfModel", 0) or 0) == 1:     # patch tracking; its sizes are not in working pixels
+        return {"_step": "align-patches"}
+    out: dict = {"bead_diameter_nm": p.get("fiducialDiameter"), "two_surfaces": _yes(p.get("twoSurfaces", False))}
+    if p.get("numberFiducial"):
+        out["target_beads"] = max(4, int(p["numberFiducial"]))
+    return out
+
+
+# tiltalign solution types as Scipion numbers them
+_ROTATION = {0: "one", 1: "one", 2: "group", 3: "view"}        # 'no rotation' has no tomoforge equivalent
+_MAGNIFICATION = {0: "fixed", 1: "group", 2: "view"}
+_TILT = {0: "fixed", 1: "group", 2: "view"}
 
 
 def _fid_align(p: dict) -> dict:
-    out = {"two_surfaces": bool(p.get("twoSurfaces", False)), "rotation_solution": p.get("rotationSolutionType"),
-           "magnification_solution": p.get("magnificationSolutionType"),
-           "tilt_solution": p.get("tiltAngleSolutionType"), "distortion_solution": p.get("distortionSolutionType")}
-    if p.get("computeAlignment"):
-        out["aligned_binning"] = int(p.get("binning", 1) or 1)
+    rot, mag, tilt = (int(p.get(k, d) or 0) for k, d in (("rotationSolutionType", 3),
+                                                             ("magnificationSolutionType", 1),
+                                                             ("tiltAngleSolutionType", 1)))
+    out: dict = {"rotation": _ROTATION.get(rot, "one"), "magnification": _MAGNIFICATION.get(mag, "fixed"),
+                 "tilt": _TILT.get(tilt, "fixed")}
+    group = [p.get(k) for k, on in (("groupTiltAngleSize", tilt == 1), ("groupRotationSize", rot == 2),
+                                     ("groupMagnificationSize", mag == 1)) if on]
+    if group and group[0]:
+        out["group_size"] = max(2, int(group[0]))          # tomoforge has one group size for all
+    notes = []
+    if rot == 0:
+        notes.append("'no rotation' solved as one rotation")
+    if int(p.get("distortionSolutionType", 0) or 0):
+        notes.append("distortion (stretch/skew) is not solved")
+    if "eraseGoldBeads" in p and _yes(p.get("eraseGoldBeads")):
+        notes.append("erase the beads with an erase-fiducials node (mode project)")
+    if notes:
+        out["_note"] = "; ".join(notes)
     return out
 
 
 def _brt(p: dict) -> dict:
+    # batchruntomo runs the whole chain (coarse, beads or patches, solve): the composite 'align'
     if int(p.get("alignMode", 0) or 0) == 1:
-        return {"_step": "align-patches", "patch_size_px": [p.get("patchSize"), p.get("patchSize")],
-                "overlap_percent": p.get("patchOverlapPercent")}
-    return {"_step": "fiducial-align", "bead_diameter_nm": p.get("fidSize")}
+        return {"_step": "align", "bead_diameter_nm": None, "_keep_none": ["bead_diameter_nm"]}
+    return {"_step": "align", "bead_diameter_nm": p.get("fidSize")}
 
 
 def _aretomo(p: dict) -> dict:
-    out = {"_step": "align-patches" if (p.get("patchX") or 0) > 1 else "align-coarse",
-           "binning": p.get("binFactor"), "thickness_px": p.get("alignZ"),
-           "refine_tilt_axis": bool(p.get("refineTiltAxis", 0)), "refine_tilt_angles": bool(p.get("refineTiltAngles", 0))}
-    if p.get("tiltAxisAngle"):
-        out["tilt_axis_deg"] = p["tiltAxisAngle"]
+    # AreTomo: fiducial-less global (+ local with patches) alignment; reconstruction is a separate node here
+    local = int(p.get("patchX") or 0) > 1 and int(p.get("patchY") or 0) > 1
+    out: dict = {"_step": "align", "bead_diameter_nm": None, "_keep_none": ["bead_diameter_nm"]} if local else \
+        {"_step": "align-coarse"}
+    if p.get("tiltAxisAngle"):                     # 0: take the axis from the tilt series (as tomoforge)
+        out["tilt_axis_deg"] = float(p["tiltAxisAngle"])   # AreTomo's axis is CCW from +Y, as tomoforge
+    if p.get("makeTomo"):
+        out["_note"] = "AreTomo's reconstruction is not part of this node: add a reconstruct node"
     return out
 
 
 def _ctffind(p: dict) -> dict:
-    return {"box_px": p.get("windowSize", 512), "min_resolution_a": p.get("lowRes"),
-            "max_resolution_a": p.get("highRes"), "min_defocus_a": p.get("minDefocus"),
-            "max_defocus_a": p.get("maxDefocus"), "defocus_step_a": p.get("stepDefocus"),
-            "fit_phase_shift": bool(p.get("findPhaseShift", False))}
-
-
-def _warp_ctf_from_motion(p: dict) -> dict:
-    return {"box_px": p.get("window"), "min_resolution_a": p.get("range_min"), "max_resolution_a": p.get("range_max"),
-            "min_defocus_a": (p.get("defocus_min") or 0) * 1e4, "max_defocus_a": (p.get("defocus_max") or 0) * 1e4}
+    # CTFFIND: resolutions and defocus in Å, phase shifts in degrees (tomoforge's units)
+    out: dict = {"box_size": int(p.get("windowSize", 512) or 512), "resolution_min_a": p.get("lowRes"),
+                 "resolution_max_a": p.get("highRes"), "defocus_min_a": p.get("minDefocus"),
+                 "defocus_max_a": p.get("maxDefocus"), "defocus_step_a": p.get("stepDefocus"),
+                 "fit_phase_shift": bool(p.get("findPhaseShift", False))}
+    if out["fit_phase_shift"]:
+        out.update(phase_shift_min_deg=p.get("minPhaseShift"), phase_shift_max_deg=p.get("maxPhaseShift"),
+                   phase_shift_step_deg=p.get("stepPhaseShift"))
+    return out
 
 
 def _ctf_correct(p: dict) -> dict:
-    return {"method": "phase-flip", "defocus_tolerance_nm": p.get("defocusTol"),
-            "interpolation_width_px": p.get("interpolationWidth")}
+    # ctfphaseflip DefocusTol is in nm
+    out: dict = {"mode": "flip"}
+    if p.get("defocusTol"):
+        out["defocus_tolerance_a"] = float(p["defocusTol"]) * 10.0
+    if p.get("processOddEven") is not None:
+        out["even_odd"] = bool(p["processOddEven"])
+    return out
 
 
 def _novactf(p: dict) -> dict:
-    return {"method": "3d", "thickness_px": p.get("tomoThickness"), "defocus_step_nm": p.get("defocusStep")}
+    # novaCTF corrects slabs of the tomogram (3D); ctf-correct corrects strips of each view (2D). The defocus
+    # step between slabs (nm) becomes the strips' defocus tolerance.
+    out: dict = {"mode": "multiply" if int(p.get("correctionType", 0) or 0) == 1 else "flip",
+                 "_note": "novaCTF's 3D correction is replaced by 2D strip correction before reconstruction"}
+    if p.get("defocusStep"):
+        out["defocus_tolerance_a"] = float(p["defocusStep"]) * 10.0
+    return out
 
 
 def _bin(p: dict) -> dict:
-    out = {"factor": float(p.get("binning", 1) or 1)}
+    out: dict = {"factor": float(p.get("binning", 1) or 1)}
+    # newstack -FloatDensities 2 scales to the given mean and SD; tomoforge's zscore is mean 0, SD 1
+    if int(p.get("floatDensities", 0) or 0) == 2 and (float(p.get("scaleMean", 0) or 0),
+                                                      float(p.get("scaleSd", 1) or 1)) == (0.0, 1.0):
+        out["normalisation"] = "zscore"
     if p.get("processOddEven") is not None:
         out["even_odd"] = bool(p["processOddEven"])
     return out
 
 
 def _reconstruct_imod(p: dict) -> dict:
-    return {"thickness_px": p.get("tomoThickness"), "shift_x_px": p.get("tomoShiftX"),
-            "shift_z_px": p.get("tomoShiftZ"), "angle_offset_deg": p.get("angleOffset"),
-            "radial": [p.get("radialFirstParameter"), p.get("radialSecondParameter")],
-            "sirt_like_iterations": p.get("fakeInteractionsSIRT")}
+    # tilt: THICKNESS and SHIFT in pixels of the input tilt series, RADIAL in cycles/pixel when below 1
+    out: dict = {"method": "wbp", "thickness_px": p.get("tomoThickness"), "px_units": "unbinned", "binning": 1,
+                 "z_shift_px": p.get("tomoShiftZ")}
+    n = int(p.get("fakeInteractionsSIRT", 0) or 0)
+    if n > 0:
+        out.update(method="sirt-like", sirt_iterations=n)
+    if 0 < float(p.get("radialFirstParameter") or 0) <= 0.5:
+        out["radial_cutoff"] = float(p["radialFirstParameter"])
+        if 0 < float(p.get("radialSecondParameter") or 0) <= 0.5:
+            out["radial_falloff"] = float(p["radialSecondParameter"])
+    if p.get("processOddEven") is not None:
+        out["half_tomograms"] = bool(p["processOddEven"])
+    return out
 
 
 def _reconstruct_tomo3d(p: dict) -> dict:
-    return {"method": "sirt" if int(p.get("method", 0) or 0) == 1 else "wbp", "thickness_px": p.get("height"),
-            "iterations": p.get("nIterations")}
+    # tomo3d: method 0 WBP, 1 SIRT; height (thickness) in pixels of the input tilt series
+    out: dict = {"method": "sirt" if int(p.get("method", 0) or 0) == 1 else "wbp", "px_units": "unbinned",
+                 "binning": 1}
+    if int(p.get("height", 0) or 0) > 0:
+        out["thickness_px"] = p["height"]
+    if out["method"] == "sirt" and p.get("nIterations"):
+        out["sirt_iterations"] = int(p["nIterations"])
+    if p.get("doEvenOdd") is not None:
+        out["half_tomograms"] = bool(p["doEvenOdd"])
+    return out
 
 
 def _reconstruct_relion(p: dict) -> dict:
-    return {"binning": p.get("binFactor"), "thickness_px": None if p.get("thickness", -1) == -1 else p["thickness"]}
+    # relion_tomo_reconstruct_tomogram: --d (thickness) in unbinned pixels, --bin the output binning
+    out: dict = {"binning": max(1, int(round(float(p.get("binFactor", 1) or 1)))), "px_units": "unbinned"}
+    if float(p.get("thickness", -1) or -1) > 0:
+        out["thickness_px"] = p["thickness"]
+    return out
 
 
 def _erase_fid(p: dict) -> dict:
-    out = {"probability_threshold": p.get("probThreshold")}
-    if p.get("betterRadius"):
-        out["radius_px"] = p["betterRadius"]
+    # fidder finds beads per view (a network's probability map): tomoforge's per-view detection
+    out: dict = {"mode": "detect"}
+    if p.get("doEvenOdd") is not None:
+        out["even_odd"] = bool(p["doEvenOdd"])
     return out
 
 
@@ -335,7 +416,9 @@ def _import_mask(p: dict) -> dict:
 
 
 def _etomo(p: dict) -> dict:
-    return {"bead_diameter_nm": p.get("markersDiameter")}
+    # interactive eTomo alignment: the composite 'align' (coarse, beads, solve) with the same bead size (nm)
+    return {"bead_diameter_nm": p.get("markersDiameter"),
+            "_note": "eTomo is interactive; 'align' runs the same chain automatically"}
 
 
 # class -> (step, translator)
@@ -354,9 +437,9 @@ MAP: dict[str, tuple[str, T]] = {
     "ProtImodXcorrPrealignment": ("align-coarse", _xcorr),
     "ProtImodFiducialModel": ("fiducial-model", _fid_model),
     "ProtImodFiducialAlignment": ("fiducial-align", _fid_align),
-    "ProtImodBRT": ("fiducial-align", _brt),
-    "ProtImodEtomo": ("fiducial-align", _etomo),
-    "ProtAreTomoAlignRecon": ("align-patches", _aretomo),
+    "ProtImodBRT": ("align", _brt),
+    "ProtImodEtomo": ("align", _etomo),
+    "ProtAreTomoAlignRecon": ("align", _aretomo),
     "CistemProtTsCtffind": ("ctf-estimate", _ctffind),
     "ProtImodCtfCorrection": ("ctf-correct", _ctf_correct),
     "ProtNovaCtfTomoDefocus": ("ctf-correct", _novactf),
@@ -415,6 +498,22 @@ _IGNORED = {"runName", "runMode", "hostName", "numberOfThreads", "numberOfMpi", 
             "streamingSleepOnWait", "streamingBatchSize", "gpusToUse", "doGpu"}
 
 
+def _invalid_params(step: str, params: dict) -> list[str]:
+    """Keys of ``params`` the registered step refuses (a Scipion value out of its range)."""
+    from pydantic import ValidationError
+
+    from tomoforge.steps.registry import STEPS
+
+    cls = STEPS.get(step)
+    if cls is None:
+        return []
+    try:
+        cls.Params.model_validate(params)
+    except ValidationError as err:
+        return sorted({str(e["loc"][0]) for e in err.errors() if e["loc"] and str(e["loc"][0]) in params})
+    return []
+
+
 def import_workflow(path: str | Path) -> WorkflowImport:
     """Read a Scipion template and translate it. Never fails on unknown classes: they are reported."""
     desc, prots = read_workflow_template(path)
@@ -447,7 +546,14 @@ def translate(description: str, prots: list[ScipionProtocol]) -> WorkflowImport:
             id_to_node.pop(pr.object_id, None)
             continue
         step = str(out.pop("_step", step))
-        out = {k: v for k, v in out.items() if v is not None}
+        keep_none = set(out.pop("_keep_none", ()))
+        if out.get("_note"):
+            notes.append(f"{pr.class_name} ({pr.object_id}) -> {step}: {out['_note']}")
+        out.pop("_note", None)
+        out = {k: v for k, v in out.items() if v is not None or k in keep_none}
+        for k in _invalid_params(step, out):
+            notes.append(f"{pr.class_name} ({pr.object_id}) -> {step}: '{k}' = {out.pop(k)!r} is not valid "
+                         "for the step; its default is used")
         nodes.append(MappedNode(id=f"{step}-{pr.object_id}".lower(), step=step, params=out,
                                 source_class=pr.class_name, source_id=pr.object_id))
         id_to_node[pr.object_id] = nodes[-1].id

@@ -1,6 +1,7 @@
 """Typed records (pydantic). Every value carries its unit in its name."""
 
 from tomoforge.model.acquisition import Acquisition
+from tomoforge.model.alignment import AlignmentReport
 from tomoforge.model.coordinates import Coordinates3D, Particle, Particles
 from tomoforge.model.ctf import CtfEstimate
 from tomoforge.model.tilt_series import (
@@ -14,6 +15,6 @@ from tomoforge.model.tilt_series import (
 from tomoforge.model.tomogram import Tomogram
 
 __all__ = [
-    "Acquisition", "CtfEstimate", "Coordinates3D", "ImageRef", "MovieRef", "Particle", "Particles",
+    "Acquisition", "AlignmentReport", "CtfEstimate", "Coordinates3D", "ImageRef", "MovieRef", "Particle", "Particles",
     "TiltImage", "TiltSeries", "TiltSeriesSet", "Tomogram", "Transform2D",
 ]

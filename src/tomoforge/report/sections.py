@@ -42,14 +42,14 @@ def render_alignment(project: Project, view: SeriesView) -> str:
     rec = _latest(project, view, "AlignmentReport")
     if rec is None:
         return ""
-    tilt = rec.get("tilt_deg") or []
-    resid = rec.get("residual_px") or []
+    pairs = [(t, r) for t, r in zip(rec["tilt_deg"], rec["residual_px"], strict=True) if r is not None]
     parts = []
-    if tilt and resid:
+    if pairs:
         parts.append('<div class="fig"><img src="{}" alt="alignment residuals"></div>'.format(
-            figures.line_plot({"residual": (tilt, resid)}, "tilt (°)", "mean residual (px)",
-                              title="Alignment residual per view")))
-    summary = {k: v for k, v in rec.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+            figures.line_plot({"residual": ([p[0] for p in pairs], [p[1] for p in pairs])}, "tilt (°)",
+                              "mean residual (px)", title=f"Alignment residual per view ({rec['method']})")))
+    summary = {k: v for k, v in rec.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)
+               and k != "ts_id"}
     if summary:
         parts.append("<p>" + ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
                                        for k, v in summary.items()) + "</p>")

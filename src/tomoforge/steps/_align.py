@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tomoforge.core.align.warp import bin_images
 from tomoforge.errors import InputError, ParamError
 from tomoforge.io.mrc import read_section
-from tomoforge.model import TiltSeries, Transform2D
+from tomoforge.model import AlignmentReport, TiltSeries, Transform2D
 
 
 class LandmarkBead(BaseModel):
@@ -169,3 +169,14 @@ def xf_to_binned(xf_full: torch.Tensor, b: int, shape_full: tuple[int, int]) -> 
     a = xf[..., :2, :2]
     xf[..., :2, 2] = (xf[..., :2, 2] - ((a - torch.eye(2, dtype=torch.float64)) @ delta[:, None])[..., 0]) / b
     return xf
+
+
+def alignment_report(ts: TiltSeries, sol, method: str, px_nm: float, binning: int = 1) -> AlignmentReport:
+    """Per-view residuals and the solved geometry of ``sol`` (a core.align AlignmentSolution) as a record;
+    ``binning`` converts the solution's pixels to the tilt series' pixels."""
+    per_view = [float(r) * binning if math.isfinite(float(r)) else None for r in sol.residual_mean_per_view_px]
+    return AlignmentReport(ts_id=ts.ts_id, method=method, tilt_deg=[float(t) for t in sol.tilt_deg],
+                           residual_px=per_view, residual_mean_nm=sol.residual_mean_px * px_nm,
+                           residual_sd_nm=sol.residual_sd_px * px_nm,
+                           tilt_axis_deg=float(sol.tilt_axis_deg.median()), pretilt_deg=float(sol.pretilt_deg),
+                           thickness_nm=sol.thickness_px * px_nm, points=int(sol.points_xyz.shape[0]))

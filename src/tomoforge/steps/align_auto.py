@@ -6,10 +6,11 @@ It composes the individual alignment steps (each still usable alone) and says wh
 
 from __future__ import annotations
 
+import numpy as np
 from pydantic import Field
 
 from tomoforge.errors import InputError
-from tomoforge.model import TiltSeries
+from tomoforge.model import AlignmentReport, TiltSeries
 from tomoforge.steps._align import LandmarkModel
 from tomoforge.steps.align_coarse import AlignCoarse
 from tomoforge.steps.align_patches import AlignPatches
@@ -36,6 +37,8 @@ class AlignParams(StepParams):
                                                           "the record's (mdoc)")
     fiducial_rotation: str = Field("one", pattern="^(one|group|view)$", description="In-plane rotation model")
     fiducial_tilt: str = Field("fixed", pattern="^(fixed|group|view)$", description="Tilt angle model")
+    exclude_outliers_mad: float | None = Field(6.0, gt=0, description="Exclude views whose residual is this many "
+                                                                       "robust SDs above the median; empty: keep all")
 
 
 def _as_input(art: OutputArtifact, port: str) -> InputArtifact:
@@ -55,13 +58,33 @@ def _one(result: UnitResult, port: str) -> OutputArtifact:
     return next(a for a in result.artifacts if a.port == port)
 
 
+def exclude_residual_outliers(ts: TiltSeries, report: AlignmentReport, mad_factor: float | None) -> list[str]:
+    """Mark views whose alignment residual stands far above the others as excluded, with the reason."""
+    if mad_factor is None:
+        return []
+    vals = [r for r, im in zip(report.residual_px, ts.images, strict=True) if r is not None and not im.excluded]
+    if len(vals) < 5:
+        return []
+    med = float(np.median(vals))
+    sd = 1.4826 * float(np.median(np.abs(np.asarray(vals) - med))) or 1e-9
+    limit = med + mad_factor * sd
+    out = []
+    for r, im in zip(report.residual_px, ts.images, strict=True):
+        if r is not None and not im.excluded and r > max(limit, 2 * med, 1.5):  # 1.5 px: never for noise
+            im.excluded = True
+            im.exclude_reason = f"alignment: residual {r:.2f} px (median {med:.2f} px)"
+            out.append(f"excluded view at {im.tilt_angle_deg:+.1f}°: {im.exclude_reason}")
+    return out
+
+
 class Align(Step):
     name = "align"
     title = "Align: coarse, then fiducials when beads are found, patch tracking otherwise"
     Params = AlignParams
     inputs = {"tilt_series": Port(TiltSeries, "Tilt series with images")}
     outputs = {"tilt_series": Port(TiltSeries, "Aligned tilt series (transforms, refined angles)"),
-               "landmarks": Port(LandmarkModel, "Refined fiducial model, when fiducials were used", optional=True)}
+               "landmarks": Port(LandmarkModel, "Refined fiducial model, when fiducials were used", optional=True),
+               "report": Port(AlignmentReport, "Residual per view and the solved geometry")}
     resources = Resources(cores=2, mem_gb=8.0)
 
     def run_unit(self, params: AlignParams, unit: Unit, ctx: UnitContext) -> UnitResult:
@@ -83,8 +106,14 @@ class Align(Step):
         ctx.log(f"alignment by {route}: {why}")
         ts = TiltSeries.model_validate_json(open(_one(final, "tilt_series").path).read())
         ts.notes.append(f"align: {route} ({why})")
-        result = UnitResult(metrics={**final.metrics, "fiducials": float(route == "fiducials")})
+        report = AlignmentReport.model_validate_json(open(_one(final, "report").path).read())
+        outliers = exclude_residual_outliers(ts, report, params.exclude_outliers_mad)
+        for line in outliers:
+            ctx.log(line)
+        result = UnitResult(metrics={**final.metrics, "fiducials": float(route == "fiducials"),
+                                     "views_excluded_alignment": float(len(outliers))})
         result.artifacts.append(ctx.write_record("tilt_series", key, ts))
+        result.artifacts.append(ctx.write_record("report", key, report))
         if fid is not None:
             lm = LandmarkModel.model_validate_json(open(_one(fid, "landmarks").path).read())
             result.artifacts.append(ctx.write_record("landmarks", key, lm))

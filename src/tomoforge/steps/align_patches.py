@@ -10,8 +10,9 @@ from pydantic import Field
 
 from tomoforge.core.align.patches import align_patches
 from tomoforge.io.imod import write_tilt_angles, write_xf
-from tomoforge.model import TiltSeries
+from tomoforge.model import AlignmentReport, TiltSeries
 from tomoforge.steps._align import (
+    alignment_report,
     full_shape,
     load_working_stack,
     nominal_angles,
@@ -42,7 +43,8 @@ class AlignPatches(Step):
     title = "Fiducial-less alignment by patch tracking"
     Params = AlignPatchesParams
     inputs = {"tilt_series": Port(TiltSeries, "Tilt series (coarse transforms are used when present)")}
-    outputs = {"tilt_series": Port(TiltSeries, "Aligned tilt series")}
+    outputs = {"tilt_series": Port(TiltSeries, "Aligned tilt series"),
+               "report": Port(AlignmentReport, "Residual per view and the solved geometry")}
     resources = Resources(cores=1, mem_gb=4.0)
 
     def run_unit(self, params: AlignPatchesParams, unit: Unit, ctx: UnitContext) -> UnitResult:
@@ -68,6 +70,8 @@ class AlignPatches(Step):
         write_tilt_angles(ctx.out_dir / f"{ts.ts_id}.tlt", sol.tilt_deg.numpy())
         result = UnitResult()
         result.artifacts.append(ctx.write_record("tilt_series", ts.ts_id, out))
+        result.artifacts.append(ctx.write_record("report", ts.ts_id,
+                                                 alignment_report(ts, sol, "patches", px_nm, binning=b)))
         tracked = res.tracks_xy[..., 0].isfinite().double().mean()
         result.metrics.update({"tilt_axis_deg": axis, "pretilt_deg": sol.pretilt_deg,
                                "thickness_lower_bound_nm": sol.thickness_px * px_nm,

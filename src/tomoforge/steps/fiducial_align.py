@@ -17,9 +17,10 @@ from pydantic import Field
 from tomoforge.core.align.solve import solve_alignment
 from tomoforge.errors import InputError
 from tomoforge.io.imod import FiducialPoint3D, FiducialXYZ, write_fid_xyz, write_tilt_angles, write_xf
-from tomoforge.model import TiltSeries
+from tomoforge.model import AlignmentReport, TiltSeries
 from tomoforge.steps._align import (
     LandmarkModel,
+    alignment_report,
     nominal_angles,
     positions_to_beads,
     tilt_axis_of,
@@ -47,7 +48,8 @@ class FiducialAlign(Step):
     inputs = {"tilt_series": Port(TiltSeries, "Tilt series"),
               "landmarks": Port(LandmarkModel, "Fiducial model (fiducial-model)")}
     outputs = {"tilt_series": Port(TiltSeries, "Aligned tilt series"),
-               "landmarks": Port(LandmarkModel, "Gap-free refined fiducial model")}
+               "landmarks": Port(LandmarkModel, "Gap-free refined fiducial model"),
+               "report": Port(AlignmentReport, "Residual per view and the solved geometry")}
 
     def run_unit(self, params: FiducialAlignParams, unit: Unit, ctx: UnitContext) -> UnitResult:
         ts: TiltSeries = unit.one("tilt_series").load(TiltSeries)  # type: ignore[assignment]
@@ -91,6 +93,7 @@ class FiducialAlign(Step):
         result = UnitResult()
         result.artifacts.append(ctx.write_record("tilt_series", ts.ts_id, out))
         result.artifacts.append(ctx.write_record("landmarks", ts.ts_id, refined))
+        result.artifacts.append(ctx.write_record("report", ts.ts_id, alignment_report(ts, sol, "fiducials", nm)))
         result.metrics.update({"residual_mean_nm": sol.residual_mean_px * nm, "residual_sd_nm": sol.residual_sd_px * nm,
                                "residual_mean_px": sol.residual_mean_px, "tilt_axis_deg": axis,
                                "pretilt_deg": sol.pretilt_deg, "thickness_nm": sol.thickness_px * nm,
