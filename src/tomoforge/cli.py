@@ -30,7 +30,8 @@ def _step_cls(name: str):
     return STEPS[name]
 
 
-def _executor(kind: str, workers: int | None, scheduler: str | None = None, profile: Path | None = None):
+def _executor(kind: str, workers: int | None, scheduler: str | None = None, profile: Path | None = None,
+              gpus: str | None = None):
     from tomoforge.execution import InlineExecutor, LocalExecutor
 
     def dask():
@@ -46,7 +47,10 @@ def _executor(kind: str, workers: int | None, scheduler: str | None = None, prof
                              expected="a TOML/JSON file (see README, 'Running on SLURM')")
         return SlurmExecutor(load_site_profile(profile), workers)
 
-    executors = {"inline": InlineExecutor, "local": lambda: LocalExecutor(workers), "dask": dask, "slurm": slurm}
+    def local():
+        return LocalExecutor(workers, gpus=gpus.split(",") if gpus else None)
+
+    executors = {"inline": InlineExecutor, "local": local, "dask": dask, "slurm": slurm}
     if kind not in executors:
         raise InputError(f"unknown executor '{kind}'", expected="one of " + ", ".join(executors))
     return executors[kind]()
@@ -184,6 +188,7 @@ def workflow_run(source: Annotated[str, typer.Argument(help="Workflow file (JSON
                  workers: Annotated[int | None, typer.Option(help="Workers (local, dask, slurm)")] = None,
                  scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address")] = None,
                  profile: Annotated[Path | None, typer.Option(help="SLURM site profile")] = None,
+                 gpus: Annotated[str | None, typer.Option(help="local: GPUs dealt one per worker, e.g. 0,1")] = None,
                  watch: Annotated[bool, typer.Option(help="Stream: keep processing tilt series as they arrive")] = False,
                  settle: Annotated[float, typer.Option(help="--watch: seconds a tilt series must be unchanged")] = 10.0,
                  idle_timeout: Annotated[float, typer.Option(help="--watch: stop after this many idle seconds")] = 1800.0,
@@ -194,7 +199,7 @@ def workflow_run(source: Annotated[str, typer.Argument(help="Workflow file (JSON
 
     proj = Project.create(project) if not (Path(project) / "project.db").exists() else Project(project)
     wf = apply_sets(load_workflow(source), parse_sets(sets))
-    ex = _executor(executor, workers, scheduler, profile)
+    ex = _executor(executor, workers, scheduler, profile, gpus)
     bars: list = []
 
     def progress_for(node_id: str):

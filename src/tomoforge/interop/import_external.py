@@ -62,7 +62,7 @@ def _port(step: str, key: str, notes: list[str], node_id: str) -> str | None:
     if not cls.inputs:
         notes.append(f"{node_id}: step '{step}' takes no input; Scipion's '{key}' link is dropped")
         return None
-    if len(cls.inputs) == 1:
+    if len(cls.inputs) == 1 and key not in PORTS:   # a generic name: the step's only port
         return next(iter(cls.inputs))
     notes.append(f"{node_id}: Scipion input '{key}' has no matching port of '{step}' "
                  f"({', '.join(cls.inputs)}); kept as '{port}'")
@@ -78,15 +78,20 @@ def _ordered(nodes: list[dict], notes: list[str]) -> list[dict]:
     def visit(nid: str) -> None:
         state[nid] = 1
         node = by_id[nid]
-        for port, ref in list(node["inputs"].items()):
-            src = ref.split(".")[0]
-            if src not in by_id:
-                continue
-            if state.get(src) == 1:
-                notes.append(f"{nid}: input '{port}' from '{src}' closes a cycle; dropped")
+        for port, refs in list(node["inputs"].items()):
+            kept = []
+            for ref in refs if isinstance(refs, list) else [refs]:
+                src = ref.split(".")[0]
+                if src in by_id and state.get(src) == 1:
+                    notes.append(f"{nid}: input '{port}' from '{src}' closes a cycle; dropped")
+                    continue
+                if src in by_id and src not in state:
+                    visit(src)
+                kept.append(ref)
+            if not kept:
                 del node["inputs"][port]
-            elif src not in state:
-                visit(src)
+            elif isinstance(refs, list):
+                node["inputs"][port] = kept
         state[nid] = 2
         out.append(node)
 

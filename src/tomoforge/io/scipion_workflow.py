@@ -75,13 +75,6 @@ def _val(v, user_inputs: dict[str, str]):
     return v
 
 
-def _pairs(text) -> tuple[float, float] | None:
-    if text in (None, ""):
-        return None
-    toks = str(text).replace(",", " ").split()
-    return (float(toks[0]), float(toks[1])) if len(toks) >= 2 else None
-
-
 def _sym(s) -> str:
     s = str(s or "C1").split()[0]
     return s[0].upper() + s[1:] if s else "C1"
