@@ -19,7 +19,7 @@ def test_imod_alignment_template(realdata, tmp_path):
     assert steps == ["xray-erase", "dose-filter", "align-coarse", "fiducial-model", "fiducial-align"]
     nodes = {n.step: n for n in wf.nodes}
     assert nodes["dose-filter"].inputs == {"tilt_series": "xray-erase-6622"}
-    assert nodes["fiducial-align"].inputs == {"fiducials": "fiducial-model-6741"}
+    assert nodes["fiducial-align"].inputs == {"landmarks": "fiducial-model-6741"}
     assert report.startswith("5 protocols mapped, 0 not mapped")
 
 
@@ -44,7 +44,7 @@ def test_sta_template_reports_unmapped_and_maps_ports(realdata, tmp_path):
     nodes = {n["id"]: n for n in data["nodes"]}
     assert nodes["assign-alignment-369"]["inputs"] == {"alignment": "fiducial-align-326",
                                                         "tilt_series": "erase-fiducials-115"}
-    assert nodes["ctf-correct-1787"]["inputs"] == {"tilt_series": "assign-alignment-369", "ctf": "ctf-estimate-1660"}
+    assert nodes["ctf-correct-1787"]["inputs"] == {"tilt_series": "assign-alignment-369"}
     assert "NOT MAPPED DynamoBoxing" in report and "NOT MAPPED XmippProtFSO" in report
     assert nodes["refine-852"]["params"]["symmetry"].startswith(("C", "D", "O", "I", "T"))
 

@@ -132,7 +132,6 @@ def test_every_view_keeps_angle_dose_order_and_image(chain, step):
     # refined (or nominal) angles: the view's own true angle up to one common offset (a gauge without beads);
     # the neighbours are 6 degrees away
     dev = np.array([im.tilt_angle_deg - truth.views[im.acquisition_order].tilt_deg for im in ts.images])
-    print(step, "tilt offset", round(float(np.median(dev)), 2), "spread", round(float(np.ptp(dev)), 2))
     assert abs(float(np.median(dev))) < 5.0
     assert np.abs(dev - np.median(dev)).max() < 1.0, dev
     # exclusions only grow along the chain, and what a step adds carries a reason
@@ -170,7 +169,6 @@ def test_each_view_carries_its_own_alignment(chain, step):
     true = torch.tensor([truth.views[im.acquisition_order].xf for im in kept], dtype=torch.float64)
     tilt = torch.tensor([truth.views[im.acquisition_order].tilt_deg for im in kept])
     err = shift_error_rms(est, true, tilt)
-    print(step, "shift error rms px", round(err, 3), "over", len(kept), "views")
     assert err < 1.0, err
 
 

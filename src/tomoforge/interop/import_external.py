@@ -21,7 +21,7 @@ PORTS: dict[str, str] = {
     "inputSetOfTiltSeries": "tilt_series", "inputTiltSeries": "tilt_series", "inputTiltSeriesM": "tilt_series",
     "inputTSMovies": "tilt_series", "inputMovies": "tilt_series", "inputMicrographs": "tilt_series",
     "inTsSet": "tilt_series", "setTMSetOfTiltSeries": "tilt_series", "inputTS": "tilt_series",
-    "getTMSetOfTiltSeries": "alignment", "inputSetOfLandmarkModels": "fiducials",
+    "getTMSetOfTiltSeries": "alignment", "inputSetOfLandmarkModels": "landmarks",
     "inputSetOfCtfTomoSeries": "ctf", "inputCtfTs": "ctf",
     "inputSetTomograms": "tomograms", "inputTomograms": "tomograms", "inTomos": "tomograms",
     "inputCoordinates": "coordinates", "inReParticles": "particles", "inputSubtomos": "particles",
@@ -64,9 +64,10 @@ def _port(step: str, key: str, notes: list[str], node_id: str) -> str | None:
         return None
     if len(cls.inputs) == 1 and key not in PORTS:   # a generic name: the step's only port
         return next(iter(cls.inputs))
+    # e.g. a CTF set: in tomoforge the CTF travels with the tilt series, so the link is not needed
     notes.append(f"{node_id}: Scipion input '{key}' has no matching port of '{step}' "
-                 f"({', '.join(cls.inputs)}); kept as '{port}'")
-    return port
+                 f"({', '.join(cls.inputs)}); link dropped (the data travel with the tilt series)")
+    return None
 
 
 def _ordered(nodes: list[dict], notes: list[str]) -> list[dict]:
