@@ -4,18 +4,8 @@ from __future__ import annotations
 
 import math
 
-import pytest
 import torch
 import torch.nn.functional as F
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small arrays on a shared 2-core machine: one torch thread is many times faster (import it to use)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def texture(shape_hw, seed: int, sigma_px: float = 2.0) -> torch.Tensor:

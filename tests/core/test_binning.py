@@ -9,7 +9,7 @@ import torch
 
 from tomoforge.core.binning import bin_images, fourier_resize, normalise_intensity
 
-from motion_testdata import one_thread, texture  # noqa: F401 (one_thread: fixture)
+from motion_testdata import texture
 
 
 def _wave(shape, period_px, phase=0.0, centre=True):

@@ -9,8 +9,6 @@ import torch
 
 from tomoforge.core.dose import critical_exposure, dose_attenuation, dose_filter
 
-from motion_testdata import one_thread  # noqa: F401 (autouse fixture)
-
 
 def _analytic(k, pre, dose, kv=300.0, mode="integrated"):
     # written out from the paper here, independently of the module

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from tomoforge.core.exclude import find_bad_views
 
-from motion_testdata import one_thread, texture  # noqa: F401 (one_thread: fixture)
+from motion_testdata import texture
 
 
 def _tilt_series(seed: int, n: int = 21, size: int = 128, counts: float = 30.0):

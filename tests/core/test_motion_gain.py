@@ -9,8 +9,6 @@ from tomoforge.core.gain import invert_gain_orientation
 from tomoforge.core.motion import apply_gain, correct_defects, defect_mask_from_coordinates, defects_from_gain
 from tomoforge.errors import InputError
 
-from motion_testdata import one_thread  # noqa: F401 (autouse fixture)
-
 
 def test_apply_gain_multiplies_in_the_declared_orientation_and_refuses_a_wrong_shape():
     raw = torch.full((2, 4, 6), 3.0)

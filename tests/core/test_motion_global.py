@@ -8,7 +8,7 @@ import torch
 from tomoforge.core.motion import estimate_global_shifts, frame_outliers, sum_frames
 from tomoforge.core.motion.peaks import find_peak
 
-from motion_testdata import correlation, crop_centre, drift, gauge_free_rms, movie, one_thread, texture  # noqa: F401 (one_thread: fixture)
+from motion_testdata import correlation, crop_centre, drift, gauge_free_rms, movie, texture
 
 
 @pytest.mark.parametrize("seed,dose,size", [(0, 0.1, 384), (1, 0.3, 256), (2, 0.5, 256), (11, 0.3, 256)])

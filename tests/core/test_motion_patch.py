@@ -6,7 +6,7 @@ import torch
 
 from tomoforge.core.motion import estimate_global_shifts, estimate_patch_motion, sum_frames, warp_frame
 
-from motion_testdata import correlation, crop_centre, drift, one_thread, texture, warp_movie  # noqa: F401 (one_thread: fixture)
+from motion_testdata import correlation, crop_centre, drift, texture, warp_movie
 
 
 def _deformed_movie(seed: int, n: int = 8, size: int = 256, dose: float = 1.0):

@@ -8,7 +8,7 @@ import torch
 from tomoforge.core.dose import frame_dose_weights
 from tomoforge.core.motion import frame_indices, sum_frames
 
-from motion_testdata import one_thread, shift_image, texture  # noqa: F401 (one_thread: fixture)
+from motion_testdata import shift_image, texture
 
 
 def _labelled_frames(n=7, h=32, w=40):

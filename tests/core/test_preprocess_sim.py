@@ -15,7 +15,6 @@ from tomoforge.io.movie import read_gain_reference, read_movie
 from tomoforge.io.mrc import read_mrc
 from tomoforge.io.sim_session import load_truth, session_path, simulate_case
 
-from motion_testdata import one_thread  # noqa: F401 (autouse fixture)
 from randomseed import run_seed
 
 SEEDS = [0, 5, run_seed(__name__)]

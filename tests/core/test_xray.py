@@ -7,7 +7,7 @@ import torch
 
 from tomoforge.core.xray import erase_xrays, fill_pixels
 
-from motion_testdata import one_thread, texture  # noqa: F401 (one_thread: fixture)
+from motion_testdata import texture
 
 
 def _image_with_xrays(seed: int, n_hot: int = 150, size: int = 256):

@@ -47,14 +47,6 @@ CTF_LISTED_DEG = 30.0  # ctf-exclude flags this view by its stack section
 ALIGNED = ("align", "fiducial-align", "ctf-correct", "erase-fiducials")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
     root = tmp_path_factory.mktemp("bookkeeping")

@@ -19,14 +19,6 @@ from tomoforge.steps.motion_correct import MotionCorrect
 from preprocess_project import SimProject
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _section(ref) -> torch.Tensor:
     return torch.from_numpy(np.array(read_section(ref.path, ref.index), dtype=np.float32))
 

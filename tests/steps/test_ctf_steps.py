@@ -30,14 +30,6 @@ PARAMS = {"box_size": 256, "resolution_min_a": 30.0, "resolution_max_a": 8.5, "j
 EXCLUDED_ORDER = 3  # acquisition order of the view excluded before estimation
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def estimated(tmp_path_factory):
     root = tmp_path_factory.mktemp("ctfsteps")

@@ -15,14 +15,6 @@ from tomoforge.steps.base import InputArtifact, UnitContext
 from tomoforge.steps.erase_fiducials import EraseFiducials, EraseFiducialsParams
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def case(tmp_path_factory):
     return ReconCase(tmp_path_factory.mktemp("erase"))

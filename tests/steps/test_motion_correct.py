@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from tomoforge.errors import InputError, ParamError, ParseError
 from tomoforge.io.mrc import read_mrc, read_section, write_mrc
@@ -14,15 +13,6 @@ from tomoforge.io.star import read_star
 from tomoforge.steps.motion_correct import MotionCorrect
 
 from preprocess_project import SimProject
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # small images on a shared 2-core machine: thread wake-ups cost more than they give
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

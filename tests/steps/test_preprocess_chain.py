@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from tomoforge.errors import InputError
 from tomoforge.io.mrc import read_mrc, read_section
@@ -45,15 +44,6 @@ class FakeAlign(Step):
         res = UnitResult()
         res.artifacts.append(ctx.write_record("tilt_series", ts.ts_id, ts.model_copy(update={"images": imgs})))
         return res
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # small images on a shared 2-core machine: thread wake-ups cost more than they give
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

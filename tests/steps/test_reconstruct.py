@@ -14,14 +14,6 @@ from tomoforge.steps.base import UnitContext
 from tomoforge.steps.reconstruct import Reconstruct, ReconstructParams
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def case(tmp_path_factory):
     return ReconCase(tmp_path_factory.mktemp("recon"))
