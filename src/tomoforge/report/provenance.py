@@ -1,4 +1,4 @@
-"""The provenance graph of a project as inline SVG: jobs in columns by depth, arrows along links."""
+"""The provenance graph of a project as inline SVG: jobs in rows by depth (top down), arrows along links."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from html import escape
 
 from tomoforge.project.store import Project
 
-BOX_W, BOX_H, GAP_X, GAP_Y = 150, 38, 50, 14
+BOX_W, BOX_H, GAP_X, GAP_Y = 170, 38, 24, 22
 
 
 def provenance_svg(project: Project) -> str:
@@ -18,10 +18,10 @@ def provenance_svg(project: Project) -> str:
     columns: dict[int, list[int]] = {}
     for j in jobs:
         columns.setdefault(depth[j.id], []).append(j.id)
-    pos = {jid: (10 + d * (BOX_W + GAP_X), 10 + i * (BOX_H + GAP_Y))
+    pos = {jid: (10 + i * (BOX_W + GAP_X), 10 + d * (BOX_H + GAP_Y))
            for d, ids in columns.items() for i, jid in enumerate(ids)}
-    width = 20 + (max(columns, default=0) + 1) * (BOX_W + GAP_X)
-    height = 20 + max((len(v) for v in columns.values()), default=1) * (BOX_H + GAP_Y)
+    width = 20 + max((len(v) for v in columns.values()), default=1) * (BOX_W + GAP_X)
+    height = 20 + (max(columns, default=0) + 1) * (BOX_H + GAP_Y)
     colour = {"done": "#d8f0d8", "running": "#fff3c4", "failed": "#f7d0d0", "pending": "#eeeeee"}
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" class="provenance">',
              '<defs><marker id="arr" markerWidth="8" markerHeight="8" refX="8" refY="4" orient="auto">'
@@ -30,7 +30,7 @@ def provenance_svg(project: Project) -> str:
         x, y = pos[j.id]
         for s in sources[j.id]:
             sx, sy = pos[s]
-            parts.append(f'<line x1="{sx + BOX_W}" y1="{sy + BOX_H / 2}" x2="{x}" y2="{y + BOX_H / 2}" '
+            parts.append(f'<line x1="{sx + BOX_W / 2}" y1="{sy + BOX_H}" x2="{x + BOX_W / 2}" y2="{y}" '
                          'stroke="#666" marker-end="url(#arr)"/>')
     for j in jobs:
         x, y = pos[j.id]
