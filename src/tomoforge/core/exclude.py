@@ -119,12 +119,16 @@ def find_bad_views(images: torch.Tensor, *, dark_fraction: float = 0.5, low_sign
             best[i] = max(cands)
     valid = ~torch.isnan(best)
     if int(valid.sum()) >= 3:
+        idx = torch.nonzero(valid).flatten().tolist()
         med = best[valid].median()
         rsd = _robust_sd(best[valid]).clamp(min=0.02 * float(med.abs()) + 1e-3)
-        for i in torch.nonzero(valid).flatten().tolist():
-            if best[i] < med - low_signal_sd * rsd:
+        for k, i in enumerate(idx):
+            # compare with views of similar tilt: correlations fall naturally towards high tilt
+            near = [best[j] for j in idx[max(0, k - 3):k + 4] if j != i]
+            local = torch.stack(near).median() if len(near) >= 2 else med
+            if best[i] < local - low_signal_sd * rsd:
                 verdicts[i] = ViewVerdict(i, "low-signal", f"correlation with neighbours {float(best[i]):.3f} is far "
-                                                           f"below the series' typical {float(med):.3f}")
+                                                           f"below that of views at similar tilt {float(local):.3f}")
     jump_px = 0.05 * min(h, w) if jump_px is None else jump_px
     step = stats.neighbour_shift.to(torch.float64).norm(dim=-1)  # |shift(i -> i + 1)|
     clean = torch.tensor([i not in verdicts and i + 1 not in verdicts for i in range(v - 1)])
