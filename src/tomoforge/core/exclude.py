@@ -110,6 +110,7 @@ def find_bad_views(images: torch.Tensor, *, dark_fraction: float = 0.5, low_sign
     # a view's signal: its best correlation with a neighbour that is not itself flagged
     cc = stats.neighbour_cc.to(torch.float64)
     best = torch.full((v,), float("nan"), dtype=torch.float64)
+    one_sided = set()
     for i in range(v):
         if i in verdicts:
             continue
@@ -117,6 +118,8 @@ def find_bad_views(images: torch.Tensor, *, dark_fraction: float = 0.5, low_sign
         cands += [float(cc[i])] if i < v - 1 and (i + 1) not in verdicts else []
         if cands:
             best[i] = max(cands)
+        if len(cands) == 1:
+            one_sided.add(i)  # an end of the series, or beside a flagged view: one correlation, noisier
     valid = ~torch.isnan(best)
     if int(valid.sum()) >= 3:
         idx = torch.nonzero(valid).flatten().tolist()
@@ -126,7 +129,8 @@ def find_bad_views(images: torch.Tensor, *, dark_fraction: float = 0.5, low_sign
             # compare with views of similar tilt: correlations fall naturally towards high tilt
             near = [best[j] for j in idx[max(0, k - 3):k + 4] if j != i]
             local = torch.stack(near).median() if len(near) >= 2 else med
-            if best[i] < local - low_signal_sd * rsd:
+            k_sd = low_signal_sd * (1.5 if i in one_sided else 1.0)
+            if best[i] < local - k_sd * rsd:
                 verdicts[i] = ViewVerdict(i, "low-signal", f"correlation with neighbours {float(best[i]):.3f} is far "
                                                            f"below that of views at similar tilt {float(local):.3f}")
     jump_px = 0.05 * min(h, w) if jump_px is None else jump_px
