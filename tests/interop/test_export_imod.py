@@ -83,8 +83,7 @@ def test_unknown_job_is_refused(tiny, tmp_path):
 
 def test_fiducial_model_round_trip(tiny, tmp_path):
     """Bead tracks (the truth beads projected into every view) written as .fid read back point for point."""
-    from tomoforge.interop.export_imod import write_fiducials
-    from tomoforge.io.imod_model import fiducial_points, read_model
+    from tomoforge.io.imod_model import fiducial_points, read_model, write_fiducials
 
     from interop_project import truth_bead_positions
 

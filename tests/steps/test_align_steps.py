@@ -91,8 +91,9 @@ def test_fiducial_model_and_fid_file(chain):
     assert len(pts) == len(lm.beads)
     views = {int(v) for p in pts for v in p[:, 2]}
     assert 2 not in views and 39 not in views  # dark and excluded views carry no points
-    # .fid points are the record's points
-    assert np.allclose(pts[0][:, :2], np.array([[x, y] for _, x, y in lm.beads[0].points]), atol=1e-3)
+    # .fid points are the record's points, in IMOD's model coordinates (pixel centre at index + 0.5)
+    assert np.allclose(pts[0][:, :2] - 0.5, np.array([[x, y] for _, x, y in lm.beads[0].points]), atol=1e-3)
+    assert fid.units == -9 and abs(fid.pixel_size - 0.1 * lm.pixel_size_a) < 1e-6
 
 
 def test_fiducial_align_geometry_and_files(chain):

@@ -23,12 +23,10 @@ from tomoforge.io.ctffind import write_ctffind
 from tomoforge.io.defocus import DefocusEntry, write_defocus
 from tomoforge.io.imod import write_tilt_angles, write_xf
 from tomoforge.io.imod_com import NewstackParams, TiltParams, write_newst_com, write_tilt_com
-from tomoforge.io.imod_model import fiducial_model, write_model
+from tomoforge.io.imod_model import write_fiducials
 from tomoforge.io.mrc import mrc_header_info, read_mrc, write_mrc
 from tomoforge.project.store import Project
 
-IMOD_MODEL_HALF_PIXEL = 0.5  # model x, y of a pixel centre = 0-based index + 0.5
-IMOD_UNIT_NM = -9
 ANGLE_DECIMALS = 3  # IMOD writes %7.2f; a third decimal keeps refined angles to 0.001°
 
 
@@ -82,24 +80,6 @@ def export_series_imod(ex: SeriesExport, folder: Path) -> Path:
     if ex.notes:
         write_text_atomic(folder / "EXPORT_NOTES.txt", "\n".join(ex.notes) + "\n")
     return folder
-
-
-def write_fiducials(path: str | Path, tracks: list, image_size_xyz: tuple[int, int, int], *,
-                    pixel_size_a: float | None = None) -> Path:
-    """An IMOD landmark model (``.fid``) of ``tracks`` (per bead ``(n, 3)`` raw ``(x, y, view)``, pixel centres
-    on integers, views 0-based sections of the exported stack): one contour per bead, as beadtrack writes.
-
-    IMOD model coordinates put a pixel's centre at ``i + 0.5`` (sections stay integers), hence the half-pixel
-    shift in x and y. The pixel size goes in the header in nm (IMOD's unit code -9)."""
-    beads = []
-    for t in tracks:
-        p = np.asarray(t, dtype=np.float64).reshape(-1, 3).copy()
-        p[:, :2] += IMOD_MODEL_HALF_PIXEL
-        beads.append(p)
-    model = fiducial_model(beads, image_size_xyz)
-    if pixel_size_a is not None:
-        model.pixel_size, model.units = pixel_size_a / 10.0, IMOD_UNIT_NM
-    return write_model(path, model)
 
 
 def _reconstruction_size(ex: SeriesExport, width: int) -> tuple[int, float]:

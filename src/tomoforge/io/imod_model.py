@@ -196,3 +196,25 @@ def fiducial_model(beads: list[np.ndarray], image_size_xyz: tuple[int, int, int]
 def fiducial_points(model: ImodModel) -> list[np.ndarray]:
     """All contours of all objects as ``(n, 3)`` arrays of ``(x, y, view)``."""
     return [c.points for o in model.objects for c in o.contours]
+
+
+IMOD_MODEL_HALF_PIXEL = 0.5  # model x, y of a pixel centre = 0-based index + 0.5
+IMOD_UNIT_NM = -9
+
+
+def write_fiducials(path: str | Path, tracks: list, image_size_xyz: tuple[int, int, int], *,
+                    pixel_size_a: float | None = None) -> Path:
+    """An IMOD landmark model (``.fid``) of ``tracks`` (per bead ``(n, 3)`` raw ``(x, y, view)``, pixel centres
+    on integers, views 0-based sections of the exported stack): one contour per bead, as beadtrack writes.
+
+    IMOD model coordinates put a pixel's centre at ``i + 0.5`` (sections stay integers), hence the half-pixel
+    shift in x and y. The pixel size goes in the header in nm (IMOD's unit code -9)."""
+    beads = []
+    for t in tracks:
+        p = np.asarray(t, dtype=np.float64).reshape(-1, 3).copy()
+        p[:, :2] += IMOD_MODEL_HALF_PIXEL
+        beads.append(p)
+    model = fiducial_model(beads, image_size_xyz)
+    if pixel_size_a is not None:
+        model.pixel_size, model.units = pixel_size_a / 10.0, IMOD_UNIT_NM
+    return write_model(path, model)

@@ -19,7 +19,7 @@ from tomoforge.core.align.solve import solve_alignment
 from tomoforge.core.align.tracking import track_beads
 from tomoforge.core.geometry import xf_rotation_deg
 from tomoforge.errors import InputError
-from tomoforge.io.imod_model import fiducial_model, write_model
+from tomoforge.io.imod_model import write_fiducials
 from tomoforge.model import TiltSeries
 from tomoforge.steps._align import (
     LandmarkModel,
@@ -102,8 +102,8 @@ class FiducialModel(Step):
         except ValueError:
             resid = float("nan")
         fid = ctx.out_dir / f"{ts.ts_id}.fid"
-        pts = [np.array([[x, y, v] for v, x, y in bead.points], dtype=np.float32) for bead in model.beads]
-        write_model(fid, fiducial_model(pts, (shape[1], shape[0], len(ts.images)), pixel_size=px / 10.0))
+        pts = [np.array([[x, y, v] for v, x, y in bead.points], dtype=np.float64) for bead in model.beads]
+        write_fiducials(fid, pts, (shape[1], shape[0], len(ts.images)), pixel_size_a=px)
         model.fid_path = str(fid)
         result = UnitResult()
         result.artifacts.append(ctx.write_record("landmarks", ts.ts_id, model))
