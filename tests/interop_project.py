@@ -92,7 +92,7 @@ def build_tiny_project(root: Path) -> TinyProject:
 
 def motion_record(ts: TiltSeries, truth: TiltSeriesTruth, folder: Path):
     """A motion-correction shifts record with one RELION motion STAR per view (the true frame shifts)."""
-    from tomoforge.steps.motion_correct import MotionShifts
+    from tomoforge.model.motion import MotionShifts
 
     by_order = {v.acquisition_order: v for v in truth.views}
     stars, shifts = [], []

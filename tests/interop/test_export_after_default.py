@@ -20,8 +20,8 @@ from tomoforge.io.imod_model import fiducial_points, read_model
 from tomoforge.io.mrc import mrc_header_info, read_section
 from tomoforge.io.relion import read_tilt_series_star, read_tomograms_star
 from tomoforge.model import TiltSeries, Tomogram
+from tomoforge.model.landmarks import LandmarkModel
 from tomoforge.project.store import Project
-from tomoforge.steps._align import LandmarkModel
 
 
 @dataclass

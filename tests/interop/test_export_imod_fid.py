@@ -11,8 +11,8 @@ from tomoforge.interop.export_imod import export_imod
 from tomoforge.io.imod_model import fiducial_points, read_model
 from tomoforge.io.mrc import mrc_header_info
 from tomoforge.model import TiltSeries
+from tomoforge.model.landmarks import LandmarkBead, LandmarkModel
 from tomoforge.project.store import Project
-from tomoforge.steps._align import LandmarkBead, LandmarkModel
 
 from interop_project import add_job
 

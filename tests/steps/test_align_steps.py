@@ -16,7 +16,8 @@ from tomoforge.io.imod_model import fiducial_points, read_model
 from tomoforge.io.mrc import read_mrc, write_mrc
 from tomoforge.io.sim_session import load_truth, session_path, simulate_case
 from tomoforge.model import Acquisition, ImageRef, TiltImage, TiltSeries
-from tomoforge.steps._align import LandmarkModel, transforms_of
+from tomoforge.model.landmarks import LandmarkModel
+from tomoforge.steps._align import transforms_of
 from tomoforge.steps.align_coarse import AlignCoarse, AlignCoarseParams
 from tomoforge.steps.align_patches import AlignPatches, AlignPatchesParams
 from tomoforge.steps.base import InputArtifact, UnitContext

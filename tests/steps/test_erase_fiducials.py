@@ -10,7 +10,7 @@ from tomoforge.core.reconstruct.erase import bead_contrast, project_beads
 from tomoforge.errors import InputError
 from tomoforge.io.mrc import read_mrc
 from tomoforge.model import Coordinates3D, Particle, TiltSeries, Tomogram
-from tomoforge.steps._align import LandmarkBead, LandmarkModel
+from tomoforge.model.landmarks import LandmarkBead, LandmarkModel
 from tomoforge.steps.base import InputArtifact, UnitContext
 from tomoforge.steps.erase_fiducials import EraseFiducials, EraseFiducialsParams
 

@@ -46,7 +46,7 @@ def _load(project: Project, art: ArtifactRow, record: type[BaseModel]) -> BaseMo
 
 def collect_for_export(project: Project, job: int | None = None) -> list[SeriesExport]:
     """The tilt series to export, sorted by id; InputError when there is none."""
-    from tomoforge.steps.motion_correct import MotionShifts
+    from tomoforge.model.motion import MotionShifts
 
     done = [j for j in project.jobs() if j.status == "done"]
     if job is not None:
@@ -99,7 +99,7 @@ def _fiducial_tracks(project: Project, ex: SeriesExport, job_id: int, art: Artif
 
     The model's views index the images of the tilt series its job read (or, failing that, wrote); views are
     matched by acquisition order, so a record with views dropped or reordered still maps right."""
-    from tomoforge.steps._align import LandmarkModel
+    from tomoforge.model.landmarks import LandmarkModel
 
     lm = _load(project, art, LandmarkModel)
     source = None

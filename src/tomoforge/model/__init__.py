@@ -4,6 +4,8 @@ from tomoforge.model.acquisition import Acquisition
 from tomoforge.model.alignment import AlignmentReport
 from tomoforge.model.coordinates import Coordinates3D, Particle, Particles
 from tomoforge.model.ctf import CtfEstimate
+from tomoforge.model.landmarks import LandmarkBead, LandmarkModel
+from tomoforge.model.motion import MotionShifts
 from tomoforge.model.tilt_series import (
     ImageRef,
     MovieRef,
@@ -15,6 +17,6 @@ from tomoforge.model.tilt_series import (
 from tomoforge.model.tomogram import Tomogram
 
 __all__ = [
-    "Acquisition", "AlignmentReport", "CtfEstimate", "Coordinates3D", "ImageRef", "MovieRef", "Particle", "Particles",
+    "Acquisition", "AlignmentReport", "CtfEstimate", "Coordinates3D", "ImageRef", "LandmarkBead", "LandmarkModel", "MotionShifts", "MovieRef", "Particle", "Particles",
     "TiltImage", "TiltSeries", "TiltSeriesSet", "Tomogram", "Transform2D",
 ]

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from tomoforge.errors import InputError
 from tomoforge.model import AlignmentReport, TiltSeries
-from tomoforge.steps._align import LandmarkModel
+from tomoforge.model.landmarks import LandmarkModel
 from tomoforge.steps.align_coarse import AlignCoarse
 from tomoforge.steps.align_patches import AlignPatches
 from tomoforge.steps.base import (

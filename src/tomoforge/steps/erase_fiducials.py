@@ -29,7 +29,7 @@ from tomoforge.core.reconstruct.erase import (
 from tomoforge.core.reconstruct.projector import voxels_to_specimen
 from tomoforge.errors import InputError
 from tomoforge.model import Coordinates3D, TiltSeries, Tomogram
-from tomoforge.steps._align import LandmarkModel
+from tomoforge.model.landmarks import LandmarkModel
 from tomoforge.steps._views import has_all, read_views, stack_name, with_images, write_stack
 from tomoforge.steps.base import Port, Step, StepParams, Unit, UnitContext, UnitResult
 from tomoforge.steps.reconstruct import alignment_of

@@ -18,8 +18,8 @@ from tomoforge.core.align.solve import solve_alignment
 from tomoforge.errors import InputError
 from tomoforge.io.imod import FiducialPoint3D, FiducialXYZ, write_fid_xyz, write_tilt_angles, write_xf
 from tomoforge.model import AlignmentReport, TiltSeries
+from tomoforge.model.landmarks import LandmarkModel
 from tomoforge.steps._align import (
-    LandmarkModel,
     alignment_report,
     nominal_angles,
     positions_to_beads,

@@ -21,8 +21,8 @@ from tomoforge.core.geometry import xf_rotation_deg
 from tomoforge.errors import InputError
 from tomoforge.io.imod_model import write_fiducials
 from tomoforge.model import TiltSeries
+from tomoforge.model.landmarks import LandmarkModel
 from tomoforge.steps._align import (
-    LandmarkModel,
     full_shape,
     load_working_stack,
     nominal_angles,

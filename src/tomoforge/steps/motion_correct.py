@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from tomoforge.core.binning import output_shape
 from tomoforge.core.dose import frame_dose_weights
@@ -41,6 +41,7 @@ from tomoforge.io.atomic import write_text_atomic
 from tomoforge.io.movie import movie_shape, read_gain_reference, read_movie
 from tomoforge.io.star import write_star
 from tomoforge.model import TiltImage, TiltSeries
+from tomoforge.model.motion import MotionShifts
 from tomoforge.steps._views import stack_name, with_images, write_stack
 from tomoforge.steps.base import Port, Resources, Step, StepParams, Unit, UnitContext, UnitResult
 
@@ -68,20 +69,6 @@ class MotionCorrectParams(StepParams):
         if bool(self.patches_x) != bool(self.patches_y):
             raise ValueError("set both patches_x and patches_y (or neither)")
         return self
-
-
-class MotionShifts(BaseModel):
-    """Per-frame shifts of every movie of a tilt series (also written as TSV and RELION STAR files)."""
-
-    model_config = ConfigDict(extra="forbid")
-    ts_id: str
-    pixel_size_a: float = Field(description="Movie pixel size: the unit of the shifts is this pixel")
-    table_path: str
-    star_paths: list[str] = Field(description="RELION motion STAR per view, in acquisition order")
-    shifts_xy_px: list[list[list[float]]] = Field(description="[view in acquisition order][frame] = [x, y]")
-    frames_aligned: list[int]
-    frames_summed: list[int]
-    patch_fit_rms_px: list[float] = Field(default_factory=list)
 
 
 def _read_defects(path: str) -> list[tuple[int, int]]:

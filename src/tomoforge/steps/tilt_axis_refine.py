@@ -20,8 +20,8 @@ from tomoforge.core.align.coarse import align_coarse
 from tomoforge.core.ctf.fit import FitSettings
 from tomoforge.core.ctf.model import Optics
 from tomoforge.model import TiltSeries
+from tomoforge.model.landmarks import LandmarkModel
 from tomoforge.steps._align import (
-    LandmarkModel,
     full_shape,
     load_working_stack,
     nominal_angles,
