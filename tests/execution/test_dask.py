@@ -11,39 +11,25 @@ from tomoforge.project.store import Project
 from tomoforge.project.workflow import Workflow, run_workflow
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "project"))
-from steps_for_tests import TEST_STEPS  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _test_steps(monkeypatch):
-    from tomoforge.steps import registry
-
-    for cls in TEST_STEPS:
-        monkeypatch.setitem(registry.STEPS, cls.name, cls)
-
+from steps_for_tests import registered_test_steps, workflow_outputs  # noqa: E402, F401
 
 WF = Workflow.model_validate({"name": "t", "nodes": [
     {"id": "count", "step": "slow-count", "params": {"n_units": 6}},
     {"id": "double", "step": "doubled", "inputs": {"numbers": "count"}}]})
 
 
-def outputs(proj: Project, jobs) -> dict:
-    return {k: {a.key: (a.checksum, json.loads(proj.resolve(a.uri).read_text())) for a in proj.artifacts(j.id)}
-            for k, j in jobs.items()}
-
-
 def test_local_cluster_matches_inline(tmp_path):
     from tomoforge.execution.dask import DaskExecutor
 
     inline = Project.create(tmp_path / "inline")
-    ref = outputs(inline, run_workflow(inline, WF))
+    ref = workflow_outputs(inline, run_workflow(inline, WF))
     proj = Project.create(tmp_path / "dask")
     ex = DaskExecutor(n_workers=2)
     try:
         jobs = run_workflow(proj, WF, executor=ex)
     finally:
         ex.shutdown()
-    assert outputs(proj, jobs) == ref
+    assert workflow_outputs(proj, jobs) == ref
     hosts = {u.host for u in proj.units(jobs["count"].id)}
     assert hosts and None not in hosts
 

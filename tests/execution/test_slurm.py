@@ -4,7 +4,6 @@ Needs a running SLURM cluster: `sudo scripts/slurm-single-node.sh` starts a sing
 Skipped, with the reason, when `sbatch` is missing or `sinfo` shows no usable node.
 """
 
-import json
 import shutil
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from tomoforge.project.workflow import Workflow, run_workflow
 
 STEPS_DIR = Path(__file__).resolve().parents[1] / "project"
 sys.path.insert(0, str(STEPS_DIR))
-from steps_for_tests import TEST_STEPS  # noqa: E402
+from steps_for_tests import registered_test_steps, workflow_outputs  # noqa: E402, F401
 
 
 def _slurm_unavailable() -> str | None:
@@ -40,22 +39,9 @@ _WHY_NOT = _slurm_unavailable()
 pytestmark = pytest.mark.skipif(_WHY_NOT is not None, reason=str(_WHY_NOT))
 
 
-@pytest.fixture(autouse=True)
-def _test_steps(monkeypatch):
-    from tomoforge.steps import registry
-
-    for cls in TEST_STEPS:
-        monkeypatch.setitem(registry.STEPS, cls.name, cls)
-
-
 WF = Workflow.model_validate({"name": "t", "nodes": [
     {"id": "count", "step": "slow-count", "params": {"n_units": 4}},
     {"id": "double", "step": "doubled", "inputs": {"numbers": "count"}}]})
-
-
-def outputs(proj: Project, jobs) -> dict:
-    return {k: {a.key: (a.checksum, json.loads(proj.resolve(a.uri).read_text())) for a in proj.artifacts(j.id)}
-            for k, j in jobs.items()}
 
 
 RUN_TIMEOUT_S = 60
@@ -95,7 +81,7 @@ def test_workflow_through_slurm_matches_inline(tmp_path):
     from tomoforge.execution.dask import SiteProfile, SlurmExecutor
 
     inline = Project.create(tmp_path / "inline")
-    ref = outputs(inline, run_workflow(inline, WF))
+    ref = workflow_outputs(inline, run_workflow(inline, WF))
 
     # The workers are fresh processes started by slurmd: they get the test steps through PYTHONPATH,
     # and this interpreter (the venv's) as their python. 'doubled' gets a pool of its own.
@@ -112,8 +98,8 @@ def test_workflow_through_slurm_matches_inline(tmp_path):
         try:
             proj = Project.create(tmp_path / "slurm")
             jobs = _run_with_deadline(proj, ex, logs, RUN_TIMEOUT_S)
-            assert outputs(proj, jobs) == ref
-            values = {k: v["value"] for k, (_, v) in outputs(proj, jobs)["double"].items()}
+            assert workflow_outputs(proj, jobs) == ref
+            values = {k: v["value"] for k, (_, v) in workflow_outputs(proj, jobs)["double"].items()}
             assert values == {f"u{i:02d}": 2.0 * i * i for i in range(4)}
             assert sorted(ex._pools) == ["default", "doubled"]
             for _, client in ex._pools.values():

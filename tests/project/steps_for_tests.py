@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
 from pydantic import BaseModel, Field
 
 from tomoforge.model import TiltSeries
@@ -98,3 +99,20 @@ class CountViews(Step):
 
 
 TEST_STEPS = [SlowCount, Doubled, ScanFiles, CountViews]
+
+
+@pytest.fixture(autouse=True)
+def registered_test_steps(monkeypatch):
+    """Put the test steps in the step table for one test (import this fixture into a test module)."""
+    from tomoforge.steps import registry
+
+    for cls in TEST_STEPS:
+        monkeypatch.setitem(registry.STEPS, cls.name, cls)
+
+
+def workflow_outputs(proj, jobs) -> dict:
+    """Each node's artifacts as ``{key: (checksum, record)}``, to compare two runs of a workflow."""
+    import json
+
+    return {k: {a.key: (a.checksum, json.loads(proj.resolve(a.uri).read_text())) for a in proj.artifacts(j.id)}
+            for k, j in jobs.items()}

@@ -6,23 +6,13 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from tomoforge.project.store import Project
 from tomoforge.project.workflow import Workflow, watch_workflow
 
 from sessions import make_session
 
 sys.path.insert(0, str(Path(__file__).parent))
-from steps_for_tests import TEST_STEPS  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _test_steps(monkeypatch):
-    from tomoforge.steps import registry
-
-    for cls in TEST_STEPS:
-        monkeypatch.setitem(registry.STEPS, cls.name, cls)
+from steps_for_tests import registered_test_steps  # noqa: E402, F401
 
 
 def test_tilt_series_arriving_one_by_one(tmp_path):

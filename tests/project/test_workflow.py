@@ -9,15 +9,7 @@ from tomoforge.project.store import Project
 from tomoforge.project.workflow import Workflow, apply_sets, load_workflow, preset_names, run_workflow
 
 sys.path.insert(0, str(Path(__file__).parent))
-from steps_for_tests import TEST_STEPS  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _test_steps(monkeypatch):
-    from tomoforge.steps import registry
-
-    for cls in TEST_STEPS:
-        monkeypatch.setitem(registry.STEPS, cls.name, cls)
+from steps_for_tests import registered_test_steps  # noqa: E402, F401
 
 
 def chain(folder: Path) -> Workflow:

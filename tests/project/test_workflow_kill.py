@@ -8,14 +8,12 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from tomoforge.project.store import Project
 from tomoforge.project.workflow import Workflow, run_workflow
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
-from steps_for_tests import TEST_STEPS  # noqa: E402
+from steps_for_tests import registered_test_steps  # noqa: E402, F401
 
 WF = {"name": "k", "nodes": [
     {"id": "count", "step": "slow-count", "params": {"n_units": 4}},
@@ -33,14 +31,6 @@ from tomoforge.project.store import Project
 from tomoforge.project.workflow import Workflow, run_workflow
 run_workflow(Project({root!r}), Workflow.model_validate({wf!r}))
 """
-
-
-@pytest.fixture(autouse=True)
-def _test_steps(monkeypatch):
-    from tomoforge.steps import registry
-
-    for cls in TEST_STEPS:
-        monkeypatch.setitem(registry.STEPS, cls.name, cls)
 
 
 def _outputs(proj: Project) -> dict:
