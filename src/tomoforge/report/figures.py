@@ -19,6 +19,13 @@ def to_data_uri(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
+def block_mean(image: np.ndarray, max_size: int) -> np.ndarray:
+    """``(h, w)`` averaged over square blocks so the larger side is at most ``max_size`` (edges cropped)."""
+    step = max(1, int(np.ceil(max(image.shape) / max_size)))
+    h, w = (image.shape[0] // step) * step, (image.shape[1] // step) * step
+    return image[:h, :w].reshape(h // step, step, w // step, step).mean((1, 3))
+
+
 def _normalise(img: np.ndarray) -> np.ndarray:
     lo, hi = np.percentile(img, [1, 99])
     return np.clip((img - lo) / (hi - lo + 1e-12), 0, 1)

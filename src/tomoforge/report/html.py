@@ -51,10 +51,7 @@ def _thumbnails(view: SeriesView) -> str:
         return '<p class="note">No images yet (movies only).</p>'
     thumbs = []
     for im in ts.images:
-        img = read_section(im.image.path, im.image.index)
-        step = max(1, max(img.shape) // 96)
-        h, w = (img.shape[0] // step) * step, (img.shape[1] // step) * step
-        thumbs.append(img[:h, :w].reshape(h // step, step, w // step, step).mean((1, 3)))
+        thumbs.append(figures.block_mean(read_section(im.image.path, im.image.index), 96))
     labels = [f"{im.tilt_angle_deg:+.0f}° #{im.acquisition_order}" for im in ts.images]
     uri = figures.thumbnail_strip(thumbs, labels, [im.excluded for im in ts.images])
     reasons = [[f"{im.tilt_angle_deg:+.1f}", im.acquisition_order, im.exclude_reason or ""]

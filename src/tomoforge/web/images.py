@@ -6,14 +6,14 @@ import io
 
 import numpy as np
 
+from tomoforge.report.figures import block_mean
+
 
 def to_png(image: np.ndarray, max_size: int = 512) -> bytes:
     """An ``(h, w)`` float image as PNG, block-averaged to at most ``max_size`` and flipped so +Y is up."""
     from PIL import Image
 
-    step = max(1, int(np.ceil(max(image.shape) / max_size)))
-    h, w = (image.shape[0] // step) * step, (image.shape[1] // step) * step
-    small = image[:h, :w].reshape(h // step, step, w // step, step).mean((1, 3))
+    small = block_mean(image, max_size)
     lo, hi = np.percentile(small, [1, 99])
     u8 = (np.clip((small - lo) / (hi - lo + 1e-12), 0, 1) * 255).astype(np.uint8)
     buf = io.BytesIO()
