@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tests.core.align.simcase import load_sim_case
 from tests.core.align.synth import shift_error_rms
 
 from tomoforge.core.align.axis import axis_from_tracks, handedness_from_defocus
@@ -22,26 +23,9 @@ from tomoforge.io.mrc import read_mrc
 from tomoforge.io.sim_session import load_truth, session_path, simulate_case
 
 
-def _case(root, seed, axis):
-    path = simulate_case("tiny", root, seed=seed, overrides={"image_size_px": 192, "write_stack": True,
-                                                             "movie_format": "none",
-                                                             "tilt_axis_nominal_deg": axis})
-    ts = load_truth(path).tilt_series[0]
-    stack, px = read_mrc(session_path(path, ts.stack))
-    views = sorted(ts.views, key=lambda v: v.stack_section)
-    xf = torch.tensor([v.xf for v in views], dtype=torch.float64)
-    mean_shift = torch.tensor([[np.mean([f.shift_x_px for f in v.frames]), np.mean([f.shift_y_px for f in v.frames])]
-                               for v in views], dtype=torch.float64)
-    xf[:, :, 2] -= torch.einsum("vij,vj->vi", xf[:, :, :2], mean_shift)
-    return dict(ts=ts, images=torch.from_numpy(np.array(stack, dtype=np.float32)), px=px, xf=xf,
-                nominal=torch.tensor([v.nominal_tilt_deg for v in views], dtype=torch.float64),
-                tilt=torch.tensor([v.tilt_deg for v in views], dtype=torch.float64),
-                skip=torch.tensor([v.excluded for v in views]))
-
-
 @pytest.mark.parametrize("seed,axis", [(2, 60.0), (3, -30.0)])
 def test_fiducial_alignment_on_simulated_series(tmp_path, seed, axis):
-    c = _case(tmp_path, seed, axis)
+    c = load_sim_case(tmp_path, seed, axis)
     ts = c["ts"]
     true_axis = ts.acquisition.tilt_axis_deg
     shape = tuple(c["images"].shape[-2:])

@@ -41,3 +41,29 @@ def _render_series(cfg: SimConfig, seed: int, views: list[int] | None):
     idx = range(len(plan.views)) if views is None else views
     out = [render_view(cfg, spec, plan.views[i], gain, rng_noise, rng_tex) for i in idx]
     return plan, spec, box, out
+
+
+def lowpass(vol: torch.Tensor, sigma_vox: float) -> torch.Tensor:
+    """Gaussian low-pass of a volume ``(d, h, w)`` with SD ``sigma_vox`` voxels (float64)."""
+    d, h, w = vol.shape
+    kz, ky, kx = (torch.fft.fftfreq(n, dtype=torch.float64) for n in (d, h, w))
+    k2 = kz[:, None, None] ** 2 + ky[None, :, None] ** 2 + kx[None, None, :] ** 2
+    return torch.fft.ifftn(torch.fft.fftn(vol.double()) * torch.exp(-2 * (np.pi * sigma_vox) ** 2 * k2)).real
+
+
+def wedge_filter(vol: torch.Tensor, tilt_min: float, tilt_max: float) -> torch.Tensor:
+    """Keep the Fourier components a tilt series from tilt_min to tilt_max measures (about Y)."""
+    d, h, w = vol.shape
+    kz = torch.fft.fftfreq(d, dtype=torch.float64)[:, None, None]
+    kx = torch.fft.fftfreq(w, dtype=torch.float64)[None, None, :]
+    # view theta measures k with kz / kx = tan(theta) (its central section)
+    ang = (torch.rad2deg(torch.atan2(kz, kx)) + 90) % 180 - 90
+    keep = ((ang >= tilt_min) & (ang <= tilt_max)) | ((kz == 0) & (kx == 0))
+    return torch.fft.ifftn(torch.fft.fftn(vol.double()) * keep).real
+
+
+def corr(a, b) -> float:
+    """Pearson correlation of two arrays."""
+    a = a - a.mean()
+    b = b - b.mean()
+    return float((a * b).sum() / (a.norm() * b.norm()))

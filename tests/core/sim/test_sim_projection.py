@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from tests.core.sim.simkit import render_series, tiny_config
+from tests.core.sim.simkit import corr, lowpass, render_series, tiny_config, wedge_filter
 
 from tomoforge.core.geometry import project_points, xf_from_parameters
 from tomoforge.core.sim.volume import voxelize
@@ -59,30 +59,6 @@ def test_beads_project_where_truth_says_in_every_view(seed):
     assert np.median(nominal) > 1.0
 
 
-def _lowpass(vol: torch.Tensor, sigma_vox: float) -> torch.Tensor:
-    d, h, w = vol.shape
-    kz, ky, kx = (torch.fft.fftfreq(n, dtype=torch.float64) for n in (d, h, w))
-    k2 = kz[:, None, None] ** 2 + ky[None, :, None] ** 2 + kx[None, None, :] ** 2
-    return torch.fft.ifftn(torch.fft.fftn(vol.double()) * torch.exp(-2 * (np.pi * sigma_vox) ** 2 * k2)).real
-
-
-def _wedge_filter(vol: torch.Tensor, tilt_min: float, tilt_max: float) -> torch.Tensor:
-    """Keep the Fourier components a tilt series from tilt_min to tilt_max measures (about Y)."""
-    d, h, w = vol.shape
-    kz = torch.fft.fftfreq(d, dtype=torch.float64)[:, None, None]
-    kx = torch.fft.fftfreq(w, dtype=torch.float64)[None, None, :]
-    # view theta measures k with kz / kx = tan(theta) (its central section)
-    ang = (torch.rad2deg(torch.atan2(kz, kx)) + 90) % 180 - 90
-    keep = ((ang >= tilt_min) & (ang <= tilt_max)) | ((kz == 0) & (kx == 0))
-    return torch.fft.ifftn(torch.fft.fftn(vol.double()) * keep).real
-
-
-def _corr(a, b):
-    a = a - a.mean()
-    b = b - b.mean()
-    return float((a * b).sum() / (a.norm() * b.norm()))
-
-
 def test_noise_free_views_reconstruct_the_truth_volume_and_not_its_mirror():
     from tomoforge.core.reconstruct.wbp import reconstruct_wbp
 
@@ -97,13 +73,13 @@ def test_noise_free_views_reconstruct_the_truth_volume_and_not_its_mirror():
     truth = voxelize(spec, box, cfg.pixel_size_a)
     m = 8  # objects outside the box leak into its edges
     inner = (slice(None), slice(m, -m), slice(m, -m))
-    rec_l = _lowpass(rec, 1.5)[inner]
-    truth_l = _lowpass(truth, 1.5)[inner]
+    rec_l = lowpass(rec, 1.5)[inner]
+    truth_l = lowpass(truth, 1.5)[inner]
     # the views cannot hold what the missing wedge removes: compare with the truth seen through the same wedge
-    truth_w = _lowpass(_wedge_filter(truth, float(tilt.min()), float(tilt.max())), 1.5)[inner]
-    c = _corr(rec_l, truth_w)
-    c_mirror = _corr(rec_l, torch.flip(truth_w, [0]))
-    c_plain = _corr(rec_l, truth_l)
+    truth_w = lowpass(wedge_filter(truth, float(tilt.min()), float(tilt.max())), 1.5)[inner]
+    c = corr(rec_l, truth_w)
+    c_mirror = corr(rec_l, torch.flip(truth_w, [0]))
+    c_plain = corr(rec_l, truth_l)
     assert c > 0.9, (c, c_mirror, c_plain)
     assert c_plain > 0.7, (c, c_mirror, c_plain)
     assert c_mirror < c - 0.5, (c, c_mirror)
@@ -123,8 +99,8 @@ def test_near_complete_tilt_range_reconstructs_the_truth_itself():
     rec = reconstruct_wbp(stack, tilt, torch.stack([v.xf for v in plan.views]), box)
     truth = voxelize(spec, box, cfg.pixel_size_a)
     inner = (slice(None), slice(8, -8), slice(8, -8))
-    rec_l, truth_l = _lowpass(rec, 1.5)[inner], _lowpass(truth, 1.5)[inner]
-    c, c_mirror = _corr(rec_l, truth_l), _corr(rec_l, torch.flip(truth_l, [0]))
+    rec_l, truth_l = lowpass(rec, 1.5)[inner], lowpass(truth, 1.5)[inner]
+    c, c_mirror = corr(rec_l, truth_l), corr(rec_l, torch.flip(truth_l, [0]))
     print(f"correlation {c:.3f}, Z-mirror {c_mirror:.3f}")
     assert c > 0.9, (c, c_mirror)
     assert c_mirror < c - 0.5, (c, c_mirror)
