@@ -4,6 +4,10 @@ Neighbouring views (by angle) are cross-correlated after cosine stretching perpe
 shifts chain outwards from the view nearest zero tilt. Transforms are recorded on the views (metadata, like
 the seeds' ``+ali``) and written as an IMOD ``.prexg``; an interpolated aligned stack can be written for viewing.
 Excluded and dark views are left out of the chain and get shifts interpolated from their neighbours.
+
+Pairwise correlation bends the shifts of thick specimens (layers at different heights move differently between
+views), so by default the shifts are then refined by projection matching (core/align/projection_matching.py),
+which also measures the specimen's thickness.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from tomoforge.core.align.coarse import align_coarse
+from tomoforge.core.align.prealign import prealign
 from tomoforge.core.align.warp import warp_images
 from tomoforge.errors import InputError
 from tomoforge.io.imod import write_xf
@@ -32,8 +36,10 @@ from tomoforge.steps.base import Port, Step, StepParams, Unit, UnitContext, Unit
 
 class AlignCoarseParams(StepParams):
     tilt_axis_deg: float | None = Field(None, description="Tilt axis (degrees CCW from +Y); default: the record's")
-    cumulative: bool = Field(False, description="Correlate each view with the sum of those already aligned "
-                                                "(thin specimens)")
+    cumulative: bool | None = Field(None, description="Correlate each view with the sum of those already aligned "
+                                                       "instead of its neighbour; empty: try both and keep the one "
+                                                       "that agrees better with reprojections (needs projection "
+                                                       "matching; otherwise neighbour)")
     working_size_px: int = Field(1024, ge=64, le=8192, description="Bin the images so the larger side is at "
                                                                    "most this (automatic binning)")
     correlation_size_px: int = Field(512, ge=64, le=4096, description="Further binning for the correlation")
@@ -42,6 +48,14 @@ class AlignCoarseParams(StepParams):
     taper_fraction: float = Field(0.1, ge=0, le=0.4, description="Edge taper width (fraction of the image)")
     pad_fraction: float = Field(0.5, ge=0, le=1, description="Zero padding (fraction of the image)")
     skip_views: list[int] = Field(default_factory=list, description="Acquisition orders of views to leave out")
+    projection_matching: bool = Field(True, description="Refine the shifts by matching each view to a "
+                                                        "reprojection of the others (AreTomo-style)")
+    matching_rounds: int = Field(3, ge=1, le=10, description="Projection matching: the outward pass, then "
+                                                             "rounds of every view against all the others")
+    matching_size_px: int = Field(256, ge=64, le=2048, description="Projection matching: bin so the larger "
+                                                                   "side is at most this")
+    specimen_thickness_nm: float | None = Field(None, gt=0, le=5000, description="Projection matching: "
+                                                "specimen thickness; empty: measured from the data")
     write_aligned_stack: bool = Field(False, description="Also write an interpolated aligned stack for viewing")
     aligned_stack_binning: int = Field(4, ge=1, le=64)
 
@@ -64,12 +78,22 @@ class AlignCoarse(Step):
         if int((~skip).sum()) < 2:
             raise InputError(f"tilt series {ts.ts_id}: fewer than two usable views", field="excluded",
                              expected="at least two views that are neither excluded nor dark")
-        res = align_coarse(imgs, nominal_angles(ts), psi, skip=skip, cumulative=params.cumulative,
-                           target_size=params.correlation_size_px, lowpass=params.lowpass,
-                           highpass=params.highpass, taper_fraction=params.taper_fraction,
-                           pad_fraction=params.pad_fraction)
         shape = full_shape(ts)
-        xf = xf_to_full(res.xf, b, shape)
+        px_nm = ts.acquisition.pixel_size_a / 10.0 * b
+        thick = params.specimen_thickness_nm / px_nm if params.specimen_thickness_nm else None
+        pre = prealign(imgs, nominal_angles(ts), psi, skip=skip, cumulative=params.cumulative,
+                       matching=params.projection_matching, matching_rounds=params.matching_rounds,
+                       matching_size=params.matching_size_px, thickness_px=thick,
+                       target_size=params.correlation_size_px, lowpass=params.lowpass, highpass=params.highpass,
+                       taper_fraction=params.taper_fraction, pad_fraction=params.pad_fraction)
+        res, matched, xf_work = pre.coarse, pre.matching, pre.xf
+        ctx.log(f"neighbour correlation: {'cumulative' if pre.cumulative else 'pairwise'} chain"
+                + (f" (agreement with reprojections: {', '.join(f'{k} {v:.3f}' for k, v in pre.agreement.items())})"
+                   if len(pre.agreement) > 1 else ""))
+        if matched is not None:
+            ctx.log(f"projection matching: specimen about {matched.thickness_px * px_nm:.0f} nm thick, shifts "
+                    f"moved by up to {float((matched.xf - res.xf)[:, :, 2].abs().max()) * b:.1f} px")
+        xf = xf_to_full(xf_work, b, shape)
         if dark:
             ctx.log(f"dark views left out: {', '.join(f'{ts.images[k].tilt_angle_deg:g}°' for k in dark)}")
         out = with_alignment(ts, xf, note=f"align-coarse: axis {psi:.2f}°, binning {b * res.binning}")
@@ -89,4 +113,9 @@ class AlignCoarse(Step):
                                "peak_mean": float(peaks.mean()) if len(peaks) else float("nan"),
                                "peak_min": float(peaks.min()) if len(peaks) else float("nan"),
                                "shift_max_px": float(np.abs(xf[:, :, 2].numpy()).max())})
+        result.metrics["cumulative"] = float(pre.cumulative)
+        if matched is not None:
+            mp = matched.peak[torch.isfinite(matched.peak)]
+            result.metrics.update({"thickness_nm": matched.thickness_px * px_nm,
+                                   "matching_peak_mean": float(mp.mean()) if len(mp) else float("nan")})
         return result

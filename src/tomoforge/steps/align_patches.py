@@ -1,6 +1,8 @@
 """``align-patches``: fiducial-less alignment by patch tracking and the same solve as ``fiducial-align``
-(core/align/patches.py). Reports the tilt-angle offset that levels the specimen (pretilt) and the spread of the
-patch heights (a lower bound of the specimen thickness: patches follow the mass in each column)."""
+(core/align/patches.py), then projection matching of the shifts against reprojections of the specimen with the
+solved axis and angles (core/align/projection_matching.py, as AreTomo refines). Reports the tilt-angle offset
+that levels the specimen (pretilt), the spread of the patch heights (a lower bound of the specimen thickness:
+patches follow the mass in each column) and the thickness measured from a back-projection."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from tomoforge.core.align.patches import align_patches
+from tomoforge.core.align.projection_matching import refine_by_projection_matching
 from tomoforge.io.imod import write_tilt_angles, write_xf
 from tomoforge.model import AlignmentReport, TiltSeries
 from tomoforge.steps._align import (
@@ -36,6 +39,10 @@ class AlignPatchesParams(StepParams):
     tilt: Literal["fixed", "group", "view"] = "fixed"
     level_specimen: bool = Field(True, description="Add the tilt offset that makes the specimen level")
     iterations: int = Field(3, ge=1, le=6, description="Track-and-solve rounds (each re-tracks on the new axis)")
+    matching_rounds: int = Field(2, ge=0, le=10, description="Projection-matching rounds after the solve "
+                                                             "(every view against the others); 0: none")
+    matching_size_px: int = Field(256, ge=64, le=2048, description="Projection matching: bin so the larger "
+                                                                   "side is at most this")
 
 
 class AlignPatches(Step):
@@ -60,9 +67,17 @@ class AlignPatches(Step):
                             level_specimen=params.level_specimen, n_iter=params.iterations,
                             xf_coarse=None if xf is None else xf_to_binned(xf, b, shape))
         sol = res.solution
-        xf_full = xf_to_full(sol.xf, b, shape)
-        axis = float(sol.tilt_axis_deg.median())
+        xf_work, thickness_nm = sol.xf, None
         px_nm = ts.acquisition.pixel_size_a / 10.0 * b
+        if params.matching_rounds:
+            # the solve levelled the specimen, so the slab is flat in its angles
+            m = refine_by_projection_matching(imgs, sol.tilt_deg, sol.xf, skip=skip, outward=False,
+                                              rounds=params.matching_rounds, target_size=params.matching_size_px)
+            xf_work, thickness_nm = m.xf, m.thickness_px * px_nm
+            ctx.log(f"projection matching: shifts moved by up to "
+                    f"{float((m.xf - sol.xf)[:, :, 2].abs().max()) * b:.1f} px; specimen about {thickness_nm:.0f} nm")
+        xf_full = xf_to_full(xf_work, b, shape)
+        axis = float(sol.tilt_axis_deg.median())
         out = with_alignment(ts, xf_full, tilt_deg=sol.tilt_deg, tilt_axis_deg=axis,
                              note=f"align-patches: residual {sol.residual_mean_px * px_nm:.2f} nm, pretilt "
                                   f"{sol.pretilt_deg:.2f}°, patch height spread {sol.thickness_px * px_nm:.0f} nm")
@@ -76,4 +91,6 @@ class AlignPatches(Step):
         result.metrics.update({"tilt_axis_deg": axis, "pretilt_deg": sol.pretilt_deg,
                                "thickness_lower_bound_nm": sol.thickness_px * px_nm,
                                "residual_mean_px": sol.residual_mean_px * b, "tracked_fraction": float(tracked)})
+        if thickness_nm is not None:
+            result.metrics["thickness_nm"] = thickness_nm
         return result
