@@ -121,3 +121,14 @@ def test_imod_tilt_reproduces_tomoforge_reconstruction(tiny, imod_export):
                            read_xf(folder / "TS_01.xf"), imod.shape, exclude=excl).numpy()
     r = np.corrcoef(imod.ravel(), ours.ravel())[0, 1]
     assert r >= 0.95, r
+
+
+def test_tilt_com_carries_the_tomograms_z_shift_and_x_tilt(tiny, tmp_path):
+    """IMOD's tilt must rebuild the tomogram the project made: SHIFT (x, z) in unbinned pixels, XAXISTILT."""
+    from tomoforge.interop.collect import collect_for_export
+    from tomoforge.interop.export_imod import export_series_imod
+
+    (ex,) = collect_for_export(tiny.project, tiny.truth_job)
+    ex.tomogram = ex.tomogram.model_copy(update={"z_shift_px": 12.5, "x_tilt_deg": -2.25})
+    com = read_tilt_com(export_series_imod(ex, tmp_path / "TS_01") / "tilt.com")
+    assert com.shift_xz == (0.0, 12.5) and com.x_axis_tilt_deg == -2.25

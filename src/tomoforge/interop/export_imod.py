@@ -76,7 +76,8 @@ def export_series_imod(ex: SeriesExport, folder: Path) -> Path:
     write_tilt_com(folder / "tilt.com", TiltParams(
         input_projections=f"{name}.ali", output_file=f"{name}_full_rec.mrc", tilt_file=f"{name}.tlt",
         thickness_px=int(thickness_px), image_binned=bin_by, full_image_xy=(w, h), exclude_views=excluded,
-        x_axis_tilt_deg=0.0, shift_xz=(0.0, 0.0), offset_deg=0.0, mode=2))
+        x_axis_tilt_deg=ex.tomogram.x_tilt_deg if ex.tomogram else 0.0,
+        shift_xz=(0.0, ex.tomogram.z_shift_px if ex.tomogram else 0.0), offset_deg=0.0, mode=2))
     if ex.notes:
         write_text_atomic(folder / "EXPORT_NOTES.txt", "\n".join(ex.notes) + "\n")
     return folder
