@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from tomoforge.core.align._threads import single_threaded
-from tomoforge.core.align.warp import edge_taper, warp_images
+from tomoforge.core.align.warp import taper_from_distance, warp_with_edge_distance
 from tomoforge.core.align.xcorr import cross_correlate, find_peak, prepare
 from tomoforge.core.geometry import xf_from_parameters
 
@@ -68,7 +68,8 @@ def align_coarse(images: torch.Tensor, tilt_deg: torch.Tensor, tilt_axis_deg: fl
         """View ``i`` in the aligned frame with shift ``shift``, stretched about the centre, and its taper."""
         s = torch.tensor([stretch], dtype=torch.float64)
         xf_i = xf_from_parameters(torch.tensor([float(tilt_axis_deg)], dtype=torch.float64), shift[None])
-        return warp_images(img[i:i + 1], xf_i, b, s)[0], edge_taper(xf_i, (h, w), b, s, taper_px)[0]
+        aligned, dist = warp_with_edge_distance(img[i:i + 1], xf_i, b, s)
+        return aligned[0], taper_from_distance(dist, taper_px)[0]
 
     def match(ref_img, ref_w, i, s, guess):
         """Shift ``d_i`` from correlating view ``i`` (stretched by ``s``, placed at ``guess``) with the ref.

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from tomoforge.core.align._threads import single_threaded
-from tomoforge.core.align.warp import edge_distance, warp_images
+from tomoforge.core.align.warp import warp_with_edge_distance
 from tomoforge.core.align.xcorr import cross_correlate, find_peak, prepare
 
 
@@ -53,10 +53,10 @@ def ramp_filter(views: torch.Tensor, cutoff: float = 0.45) -> torch.Tensor:
 
 
 def prefix_sums(rows: torch.Tensor) -> torch.Tensor:
-    """``(..., w)`` -> ``(..., w + 1)`` cumulative sums starting at 0 (float64): the integral of the
-    piecewise-constant row at pixel edges."""
+    """``(..., w)`` -> ``(..., w + 1)`` cumulative sums starting at 0: the integral of the piecewise-constant
+    row at pixel edges (summed in float64, kept in float32: differences a pixel apart stay exact to ~1e-6)."""
     s = torch.cumsum(rows.to(torch.float64), -1)
-    return torch.nn.functional.pad(s, (1, 0))
+    return torch.nn.functional.pad(s, (1, 0)).to(torch.float32)
 
 
 def box_average(prefix: torch.Tensor, centre: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
@@ -72,13 +72,11 @@ def box_average(prefix: torch.Tensor, centre: torch.Tensor, width: torch.Tensor)
     def integral(x):  # prefix read at pixel-edge coordinate x + 0.5, linear between edges, flat outside
         e = (x + 0.5).clamp(0, w1 - 1)
         i0 = e.floor().long().clamp(0, w1 - 2)
-        f = (e - i0)[:, None, :]
+        f = (e - i0).to(prefix.dtype)[:, None, :].expand(j, h, -1)
         idx = i0[:, None, :].expand(j, h, -1)
-        a = torch.gather(prefix, 2, idx)
-        b = torch.gather(prefix, 2, idx + 1)
-        return a + (b - a) * f
+        return torch.lerp(torch.gather(prefix, 2, idx), torch.gather(prefix, 2, idx + 1), f)
 
-    return (integral(centre + half) - integral(centre - half)) / width[:, None, None]
+    return (integral(centre + half) - integral(centre - half)) / width.to(prefix.dtype)[:, None, None]
 
 
 def reproject_views(prefix: torch.Tensor, tilt_src_deg: torch.Tensor, tilt_deg: float, thickness: float,
@@ -182,14 +180,14 @@ def refine_by_projection_matching(images: torch.Tensor, tilt_deg: torch.Tensor, 
     peak = torch.full((v,), float("nan"), dtype=torch.float64)
     aligned = torch.zeros(v, hb, wb)
     soft = torch.zeros(v, hb, wb)
-    data = torch.zeros(v, hb, wb + 1, dtype=torch.float64)  # prefix sums of the filtered views
-    cover = torch.zeros(v, 1, wb + 1, dtype=torch.float64)  # prefix sums of each view's valid columns
+    data = torch.zeros(v, hb, wb + 1)  # prefix sums of the filtered views
+    cover = torch.zeros(v, 1, wb + 1)  # prefix sums of each view's valid columns
 
     filtered = torch.zeros(v, hb, wb)
 
     def load(i: int) -> None:
-        a = warp_images(img[i:i + 1], xf[i:i + 1], b)[0]
-        valid = (edge_distance(xf[i:i + 1], (h, w), b)[0] > 2).float()
+        a, dist = warp_with_edge_distance(img[i:i + 1], xf[i:i + 1], b)
+        a, valid = a[0], (dist[0] > 2).float()
         s = _soft(valid)
         mean = (a * valid).sum() / valid.sum().clamp_min(1)
         aligned[i], soft[i] = a, s

@@ -64,32 +64,48 @@ def warp_images(images: torch.Tensor, xf: torch.Tensor, binning: int = 1,
 
     Outside the raw image the mean of each view fills in (``fill`` overrides).
     """
-    h, w = images.shape[-2:]
-    raw = aligned_grid(xf, (h, w), binning, stretch_x)
+    return _sample_on(images, aligned_grid(xf, images.shape[-2:], binning, stretch_x), binning, fill)
+
+
+def warp_with_edge_distance(images: torch.Tensor, xf: torch.Tensor, binning: int = 1,
+                            stretch_x: torch.Tensor | None = None, fill: float | None = None
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`warp_images` and :func:`edge_distance` from one sampling grid (both ``(v, h//b, w//b)``)."""
+    raw = aligned_grid(xf, images.shape[-2:], binning, stretch_x)
+    return _sample_on(images, raw, binning, fill), _distance_on(raw, images.shape[-2:], binning)
+
+
+def _sample_on(images: torch.Tensor, raw: torch.Tensor, binning: int, fill: float | None) -> torch.Tensor:
     binned = bin_images(images, binning)
     coords = (raw - (binning - 1) / 2) / binning
     if fill is None:
         means = binned.mean(dim=(-2, -1))
-        out = torch.stack([sample_images(binned[i:i + 1], coords[i:i + 1], float(means[i]))[0]
-                           for i in range(binned.shape[0])])
-        return out
+        return torch.stack([sample_images(binned[i:i + 1], coords[i:i + 1], float(means[i]))[0]
+                            for i in range(binned.shape[0])])
     return sample_images(binned, coords, fill)
+
+
+def _distance_on(raw: torch.Tensor, image_shape: tuple[int, int], binning: int) -> torch.Tensor:
+    h, w = image_shape
+    d = torch.minimum(torch.minimum(raw[..., 0] + 0.5, w - 0.5 - raw[..., 0]),
+                      torch.minimum(raw[..., 1] + 0.5, h - 0.5 - raw[..., 1]))
+    return (d / binning).to(torch.float32)
 
 
 def edge_distance(xf: torch.Tensor, image_shape: tuple[int, int], binning: int = 1,
                   stretch_x: torch.Tensor | None = None) -> torch.Tensor:
     """``(v, H, W)`` distance (binned pixels) from each aligned pixel to the raw image's edge; <= 0 outside."""
-    h, w = image_shape
-    raw = aligned_grid(xf, (h, w), binning, stretch_x)
-    d = torch.minimum(torch.minimum(raw[..., 0] + 0.5, w - 0.5 - raw[..., 0]),
-                      torch.minimum(raw[..., 1] + 0.5, h - 0.5 - raw[..., 1]))
-    return (d / binning).to(torch.float32)
+    return _distance_on(aligned_grid(xf, image_shape, binning, stretch_x), image_shape, binning)
+
+
+def taper_from_distance(distance: torch.Tensor, width: float = 8.0) -> torch.Tensor:
+    """Weights rising from 0 at the raw image edge to 1 at ``width`` binned pixels inside (cosine ramp)."""
+    t = (distance / max(width, 1e-6)).clamp(0, 1)
+    return 0.5 - 0.5 * torch.cos(torch.pi * t)
 
 
 def edge_taper(xf: torch.Tensor, image_shape: tuple[int, int], binning: int = 1,
                stretch_x: torch.Tensor | None = None, width: float = 8.0) -> torch.Tensor:
     """``(v, H, W)`` weights rising from 0 at the raw image edge to 1 at ``width`` binned pixels inside
     (cosine ramp): rotated views have empty corners, and the taper must stay inside the data."""
-    d = edge_distance(xf, image_shape, binning, stretch_x)
-    t = (d / max(width, 1e-6)).clamp(0, 1)
-    return 0.5 - 0.5 * torch.cos(torch.pi * t)
+    return taper_from_distance(edge_distance(xf, image_shape, binning, stretch_x), width)
