@@ -24,7 +24,7 @@ from tomoforge.core.align.solve import solve_alignment
 from tomoforge.core.align.tracking import track_beads
 from tomoforge.core.geometry import xf_from_parameters
 from tomoforge.io.mrc import read_mrc
-from tomoforge.io.sim_session import load_truth, session_path, simulate_case
+from tomoforge.io.sim_session import load_truth, session_path, simulate_case, stack_truth_xf
 
 
 def shift_error_rms(est_xf, true_xf, tilt_deg, views) -> float:
@@ -45,10 +45,7 @@ def load_case(root: Path, case: str, seed: int):
     ts = load_truth(path).tilt_series[0]
     stack, px = read_mrc(session_path(path, ts.stack))
     views = sorted(ts.views, key=lambda v: v.stack_section)
-    xf = torch.tensor([v.xf for v in views], dtype=torch.float64)
-    ms = torch.tensor([[np.mean([f.shift_x_px for f in v.frames]), np.mean([f.shift_y_px for f in v.frames])]
-                       for v in views], dtype=torch.float64)
-    xf[:, :, 2] -= torch.einsum("vij,vj->vi", xf[:, :, :2], ms)
+    xf = stack_truth_xf(views)
     return dict(ts=ts, images=torch.from_numpy(np.array(stack, dtype=np.float32)), px=px, xf=xf,
                 nominal=torch.tensor([v.nominal_tilt_deg for v in views], dtype=torch.float64),
                 tilt=torch.tensor([v.tilt_deg for v in views], dtype=torch.float64),

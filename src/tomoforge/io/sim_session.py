@@ -385,4 +385,17 @@ def session_path(truth_path: str | Path, rel: str) -> Path:
     return Path(truth_path).resolve().parent.parent / rel
 
 
-__all__ = ["load_truth", "make_config", "session_path", "simulate_case", "list_cases", "CASES"]
+def stack_truth_xf(views: list) -> torch.Tensor:
+    """True ``xf`` ``(v, 2, 3)`` of views as the written stack shows them.
+
+    The truth's ``xf`` refers to frame 0, but the stack is the plain sum of drifting frames, so each view's
+    content sits at its mean frame shift: the shift column is corrected by ``A @ mean_shift``."""
+    xf = torch.tensor([v.xf for v in views], dtype=torch.float64)
+    mean_shift = torch.tensor([[float(np.mean([f.shift_x_px for f in v.frames])),
+                                float(np.mean([f.shift_y_px for f in v.frames]))] for v in views],
+                              dtype=torch.float64)
+    xf[:, :, 2] -= torch.einsum("vij,vj->vi", xf[:, :, :2], mean_shift)
+    return xf
+
+
+__all__ = ["load_truth", "make_config", "session_path", "simulate_case", "stack_truth_xf", "list_cases", "CASES"]

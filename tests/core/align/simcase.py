@@ -1,8 +1,5 @@
-"""Simulated tilt series for the alignment tests, read back with their truth.
-
-The stack the simulator writes is the plain sum of its frames, so each view's content sits at the mean frame
-shift from frame 0, which the truth ``xf`` refers to: the truth is corrected for that here.
-"""
+"""Simulated tilt series for the alignment tests, read back with their truth (the true ``xf`` as the stack
+shows it: ``tomoforge.io.sim_session.stack_truth_xf``)."""
 
 from __future__ import annotations
 
@@ -10,7 +7,7 @@ import numpy as np
 import torch
 
 from tomoforge.io.mrc import read_mrc
-from tomoforge.io.sim_session import load_truth, session_path, simulate_case
+from tomoforge.io.sim_session import load_truth, session_path, simulate_case, stack_truth_xf
 
 
 def load_sim_case(root, seed: int, axis: float, case: str = "tiny", size: int | None = 192) -> dict:
@@ -23,10 +20,7 @@ def load_sim_case(root, seed: int, axis: float, case: str = "tiny", size: int | 
     ts = load_truth(path).tilt_series[0]
     stack, px = read_mrc(session_path(path, ts.stack))
     views = sorted(ts.views, key=lambda v: v.stack_section)
-    xf = torch.tensor([v.xf for v in views], dtype=torch.float64)
-    mean_shift = torch.tensor([[np.mean([f.shift_x_px for f in v.frames]), np.mean([f.shift_y_px for f in v.frames])]
-                               for v in views], dtype=torch.float64)
-    xf[:, :, 2] -= torch.einsum("vij,vj->vi", xf[:, :, :2], mean_shift)
+    xf = stack_truth_xf(views)
     return dict(ts=ts, images=torch.from_numpy(np.array(stack, dtype=np.float32)), px=px, xf=xf,
                 nominal=torch.tensor([v.nominal_tilt_deg for v in views], dtype=torch.float64),
                 tilt=torch.tensor([v.tilt_deg for v in views], dtype=torch.float64),
