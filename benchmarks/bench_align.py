@@ -15,7 +15,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from tomoforge.core.align.coarse import align_coarse
@@ -23,8 +22,7 @@ from tomoforge.core.align.prealign import prealign
 from tomoforge.core.align.solve import solve_alignment
 from tomoforge.core.align.tracking import track_beads
 from tomoforge.core.geometry import xf_from_parameters
-from tomoforge.io.mrc import read_mrc
-from tomoforge.io.sim_session import load_truth, session_path, simulate_case, stack_truth_xf
+from tomoforge.io.sim_session import read_sim_stack, simulate_case
 
 
 def shift_error_rms(est_xf, true_xf, tilt_deg, views) -> float:
@@ -42,23 +40,16 @@ def load_case(root: Path, case: str, seed: int):
     if case == "tiny":
         overrides["image_size_px"] = 192
     path = simulate_case(case, root / f"{case}_{seed}", seed=seed, overrides=overrides)
-    ts = load_truth(path).tilt_series[0]
-    stack, px = read_mrc(session_path(path, ts.stack))
-    views = sorted(ts.views, key=lambda v: v.stack_section)
-    xf = stack_truth_xf(views)
-    return dict(ts=ts, images=torch.from_numpy(np.array(stack, dtype=np.float32)), px=px, xf=xf,
-                nominal=torch.tensor([v.nominal_tilt_deg for v in views], dtype=torch.float64),
-                tilt=torch.tensor([v.tilt_deg for v in views], dtype=torch.float64),
-                skip=torch.tensor([v.excluded for v in views]))
+    return read_sim_stack(path)
 
 
 def peer_coarse(c):
     from torch_tiltxcorr import tiltxcorr
 
-    psi = c["ts"].acquisition.tilt_axis_nominal_deg
-    keep = ~c["skip"]
-    sh = tiltxcorr(c["images"][keep], c["nominal"][keep].float(), psi, pixel_spacing_angstroms=c["px"],
-                   lowpass_angstroms=c["px"] / 0.3)
+    psi = c.ts.acquisition.tilt_axis_nominal_deg
+    keep = ~c.excluded
+    sh = tiltxcorr(c.images[keep], c.nominal_deg[keep].float(), psi, pixel_spacing_angstroms=c.pixel_size_a,
+                   lowpass_angstroms=c.pixel_size_a / 0.3)
     # torch-tiltxcorr returns (y, x) shifts to apply to each image; in the .xf sense d = R(-psi) @ shift
     xf0 = xf_from_parameters(torch.full((int(keep.sum()),), psi, dtype=torch.float64))
     d = torch.einsum("vij,vj->vi", xf0[:, :, :2], sh.flip(-1).double())
@@ -78,32 +69,32 @@ def main() -> None:
     for item in args.cases.split(","):
         case, seed = item.split(":")
         c = load_case(root, case, int(seed))
-        keep = ~c["skip"]
-        psi = c["ts"].acquisition.tilt_axis_nominal_deg
+        keep = ~c.excluded
+        psi = c.ts.acquisition.tilt_axis_nominal_deg
         t0 = time.perf_counter()
-        xcorr = align_coarse(c["images"], c["nominal"], psi, skip=c["skip"])
+        xcorr = align_coarse(c.images, c.nominal_deg, psi, skip=c.excluded)
         t_xcorr = time.perf_counter() - t0
         t0 = time.perf_counter()
-        ours = prealign(c["images"], c["nominal"], psi, skip=c["skip"])
+        ours = prealign(c.images, c.nominal_deg, psi, skip=c.excluded)
         t_ours = time.perf_counter() - t0
-        e_xcorr = shift_error_rms(xcorr.xf, c["xf"], c["tilt"], keep)
+        e_xcorr = shift_error_rms(xcorr.xf, c.xf, c.tilt_deg, keep)
         t0 = time.perf_counter()
         theirs = peer_coarse(c)
         t_peer = time.perf_counter() - t0
-        e_ours = shift_error_rms(ours.xf, c["xf"], c["tilt"], keep)
-        e_peer = shift_error_rms(theirs, c["xf"], c["tilt"], keep)
+        e_ours = shift_error_rms(ours.xf, c.xf, c.tilt_deg, keep)
+        e_peer = shift_error_rms(theirs, c.xf, c.tilt_deg, keep)
         full = ""
-        if c["ts"].beads:
+        if c.ts.beads:
             # as the default `align` step does: align-coarse's default, bead tracking, the solve
             t0 = time.perf_counter()
-            diam = c["ts"].beads[0].radius_a * 2 / c["px"]
-            tr = track_beads(c["images"], c["nominal"], ours.xf, diam, skip=c["skip"])
-            sol = solve_alignment(tr.positions_xy, c["nominal"], tuple(c["images"].shape[-2:]), psi)
+            diam = c.ts.beads[0].radius_a * 2 / c.pixel_size_a
+            tr = track_beads(c.images, c.nominal_deg, ours.xf, diam, skip=c.excluded)
+            sol = solve_alignment(tr.positions_xy, c.nominal_deg, tuple(c.images.shape[-2:]), psi)
             t_full = t_ours + time.perf_counter() - t0
-            full = (f"{t_full:7.1f} s  axis err {float(sol.tilt_axis_deg[0]) - c['ts'].acquisition.tilt_axis_deg:+.3f}°"
-                    f"  shift {shift_error_rms(sol.xf, c['xf'], c['tilt'], keep):.2f} px"
+            full = (f"{t_full:7.1f} s  axis err {float(sol.tilt_axis_deg[0]) - c.ts.acquisition.tilt_axis_deg:+.3f}°"
+                    f"  shift {shift_error_rms(sol.xf, c.xf, c.tilt_deg, keep):.2f} px"
                     f"  resid {sol.residual_mean_px:.2f} px")
-        rows.append((f"{case}:{seed}", tuple(c["images"].shape), e_xcorr, t_xcorr, e_ours, e_peer, t_ours,
+        rows.append((f"{case}:{seed}", tuple(c.images.shape), e_xcorr, t_xcorr, e_ours, e_peer, t_ours,
                      t_peer, full))
     print("coarse step: 'xcorr' = tomoforge's pairwise neighbour correlation alone; 'ours' = align-coarse's "
           "default (pairwise and cumulative chains, each refined by projection matching, the one agreeing better "

@@ -273,3 +273,12 @@ def test_movies_only_session_imports_from_frames_and_reports_progress(tmp_path):
     assert [im.acquisition_order for im in got.images] == [3, 2, 0, 1, 4]  # sorted by tilt angle
     for im in got.images:
         assert Path(im.movie.path).resolve() == session_path(path, ts.views[im.acquisition_order].movie).resolve()
+
+
+def test_read_sim_stack_needs_a_written_stack(tmp_path):
+    from tomoforge.io.sim_session import read_sim_stack
+
+    path = simulate_case("tiny", tmp_path, seed=1, overrides={"write_stack": False, "movie_format": "none",
+                                                               "write_noise_free": False})
+    with pytest.raises(ParseError, match="no stack was written"):
+        read_sim_stack(path)

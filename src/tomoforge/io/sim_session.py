@@ -15,6 +15,7 @@ import math
 import time
 import typing
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -47,7 +48,7 @@ from tomoforge.errors import ParamError, ParseError
 from tomoforge.io.atomic import write_text_atomic
 from tomoforge.io.eer import write_eer
 from tomoforge.io.mdoc import format_mdoc_datetime, write_mdoc
-from tomoforge.io.mrc import write_mrc
+from tomoforge.io.mrc import read_mrc, write_mrc
 from tomoforge.io.tiff import write_tiff_movie
 
 Progress = Callable[[str, int, int], None]
@@ -398,4 +399,34 @@ def stack_truth_xf(views: list) -> torch.Tensor:
     return xf
 
 
-__all__ = ["load_truth", "make_config", "session_path", "simulate_case", "stack_truth_xf", "list_cases", "CASES"]
+@dataclass
+class SimStack:
+    """A simulated tilt series's written stack with its truth, views in stack order (what alignment tests and
+    benchmarks compare against)."""
+
+    ts: TiltSeriesTruth
+    images: torch.Tensor  # (v, h, w) float32
+    pixel_size_a: float
+    xf: torch.Tensor  # (v, 2, 3) true raw -> aligned as the stack shows it (stack_truth_xf)
+    nominal_deg: torch.Tensor  # (v,) nominal tilt angles
+    tilt_deg: torch.Tensor  # (v,) true tilt angles
+    excluded: torch.Tensor  # (v,) bool
+
+
+def read_sim_stack(truth_path: str | Path, series: int = 0) -> SimStack:
+    """The stack of tilt series ``series`` (needs ``write_stack``) and its truth."""
+    ts = load_truth(truth_path).tilt_series[series]
+    if ts.stack is None:
+        raise ParseError("no stack was written", path=truth_path, field="stack",
+                         expected="a session simulated with write_stack=true")
+    stack, px = read_mrc(session_path(truth_path, ts.stack))
+    views = sorted(ts.views, key=lambda v: v.stack_section)
+    return SimStack(ts=ts, images=torch.from_numpy(np.array(stack, dtype=np.float32)), pixel_size_a=px,
+                    xf=stack_truth_xf(views),
+                    nominal_deg=torch.tensor([v.nominal_tilt_deg for v in views], dtype=torch.float64),
+                    tilt_deg=torch.tensor([v.tilt_deg for v in views], dtype=torch.float64),
+                    excluded=torch.tensor([v.excluded for v in views]))
+
+
+__all__ = ["load_truth", "make_config", "read_sim_stack", "session_path", "simulate_case", "stack_truth_xf",
+           "SimStack", "list_cases", "CASES"]

@@ -64,31 +64,31 @@ def test_reprojection_shortcut_matches_back_then_forward_projection():
 @pytest.mark.parametrize("seed,axis", [(2, 60.0), (3, -30.0)])
 def test_projection_matching_straightens_coarse_shifts(tmp_path, seed, axis):
     c = load_sim_case(tmp_path, seed, axis)
-    keep = ~c["skip"]
-    co = align_coarse(c["images"], c["nominal"], axis, skip=c["skip"])
-    before = shift_error_rms(co.xf, c["xf"], c["tilt"], keep)
-    pm = refine_by_projection_matching(c["images"], c["nominal"], co.xf, skip=c["skip"])
-    after = shift_error_rms(pm.xf, c["xf"], c["tilt"], keep)
+    keep = ~c.excluded
+    co = align_coarse(c.images, c.nominal_deg, axis, skip=c.excluded)
+    before = shift_error_rms(co.xf, c.xf, c.tilt_deg, keep)
+    pm = refine_by_projection_matching(c.images, c.nominal_deg, co.xf, skip=c.excluded)
+    after = shift_error_rms(pm.xf, c.xf, c.tilt_deg, keep)
     assert after < 1.0 and after < before / 3, (before, after)
     # rotation and magnification are kept; skipped views are not moved
     assert torch.equal(pm.xf[:, :, :2], co.xf[:, :, :2])
     assert torch.equal(pm.xf[~keep], co.xf[~keep])
     # the truth is (nearly) a fixed point
-    fixed = refine_by_projection_matching(c["images"], c["nominal"], c["xf"], skip=c["skip"])
-    assert shift_error_rms(fixed.xf, c["xf"], c["tilt"], keep) < 1.0
+    fixed = refine_by_projection_matching(c.images, c.nominal_deg, c.xf, skip=c.excluded)
+    assert shift_error_rms(fixed.xf, c.xf, c.tilt_deg, keep) < 1.0
     # the specimen thickness it measures (tiny: 600 A of ice at 8 A/px, 75 px)
-    assert pm.thickness_px == pytest.approx(c["ts"].acquisition.ice_thickness_a / c["px"], rel=0.2)
+    assert pm.thickness_px == pytest.approx(c.ts.acquisition.ice_thickness_a / c.pixel_size_a, rel=0.2)
 
 
 def test_prealign_keeps_the_chain_that_agrees_with_reprojections(tmp_path):
     c = load_sim_case(tmp_path, 4, 40.0)
-    keep = ~c["skip"]
-    pre = prealign(c["images"], c["nominal"], 40.0, skip=c["skip"])
+    keep = ~c.excluded
+    pre = prealign(c.images, c.nominal_deg, 40.0, skip=c.excluded)
     assert set(pre.agreement) == {"pairwise", "cumulative"}
     kept = "cumulative" if pre.cumulative else "pairwise"
     assert pre.agreement[kept] == max(pre.agreement.values())
-    assert shift_error_rms(pre.xf, c["xf"], c["tilt"], keep) < 1.0
+    assert shift_error_rms(pre.xf, c.xf, c.tilt_deg, keep) < 1.0
     # without projection matching an unset chain means pairwise, and nothing is refined
-    plain = prealign(c["images"], c["nominal"], 40.0, skip=c["skip"], matching=False)
+    plain = prealign(c.images, c.nominal_deg, 40.0, skip=c.excluded, matching=False)
     assert plain.cumulative is False and plain.matching is None
     assert torch.equal(plain.xf, plain.coarse.xf)

@@ -66,31 +66,31 @@ def _spoil(kind: str, seed: int, c: dict, sol) -> tuple[torch.Tensor, torch.Tens
     axis, or the solved one with its tilt axis turned by 2 degrees."""
     if kind == "jitter":
         g = torch.Generator().manual_seed(seed)
-        xf = c["xf"].clone()
+        xf = c.xf.clone()
         xf[:, :, 2] += 3.0 * torch.randn(xf.shape[0], 2, generator=g, dtype=torch.float64)
-        return c["tilt"], xf
+        return c.tilt_deg, xf
     return sol.tilt_deg, xf_from_parameters(sol.tilt_axis_deg + 2.0, sol.shifts_xy, sol.magnification)
 
 
 @pytest.mark.parametrize("seed,axis,spoil", [(2, 60.0, "jitter"), (3, -30.0, "axis")])
 def test_solved_fiducial_alignment_reconstructs_as_well_as_the_truth(tmp_path, seed, axis, spoil):
     c = load_sim_case(tmp_path, seed, axis)
-    ts, images, skip = c["ts"], -c["images"], c["skip"]  # dark objects: negate to correlate positively
+    ts, images, skip = c.ts, -c.images, c.excluded  # dark objects: negate to correlate positively
     truth_vol, vpx = read_mrc(session_path(tmp_path / "truth" / "truth.json", ts.volume.path))
-    assert tuple(truth_vol.shape[1:]) == tuple(images.shape[-2:]) and vpx == pytest.approx(c["px"])
+    assert tuple(truth_vol.shape[1:]) == tuple(images.shape[-2:]) and vpx == pytest.approx(c.pixel_size_a)
     truth = torch.from_numpy(np.array(truth_vol, dtype=np.float64))
-    ref = wedge_reference(truth, c["tilt"][~skip])
+    ref = wedge_reference(truth, c.tilt_deg[~skip])
     shape = tuple(images.shape[-2:])
 
-    co = align_coarse(c["images"], c["nominal"], axis, skip=skip)
-    tr = track_beads(c["images"], c["nominal"], co.xf, ts.beads[0].radius_a * 2 / c["px"], skip=skip)
-    sol = solve_alignment(tr.positions_xy, c["nominal"], shape, axis)
+    co = align_coarse(c.images, c.nominal_deg, axis, skip=skip)
+    tr = track_beads(c.images, c.nominal_deg, co.xf, ts.beads[0].radius_a * 2 / c.pixel_size_a, skip=skip)
+    sol = solve_alignment(tr.positions_xy, c.nominal_deg, shape, axis)
 
-    true_q = tomogram_quality(images, c["tilt"], c["xf"], ref, exclude=skip, margin=MARGIN)
+    true_q = tomogram_quality(images, c.tilt_deg, c.xf, ref, exclude=skip, margin=MARGIN)
     sol_q = tomogram_quality(images, sol.tilt_deg, sol.xf, ref, exclude=skip, margin=MARGIN)
     bad_q = tomogram_quality(images, *_spoil(spoil, seed, c, sol), ref, exclude=skip, margin=MARGIN)
 
-    free = _bead_free(ts, tuple(ref.shape), c["px"])
+    free = _bead_free(ts, tuple(ref.shape), c.pixel_size_a)
     free_true, free_sol = corr(true_q.tomogram[free], ref[free]), corr(sol_q.tomogram[free], ref[free])
     ratio, bad = sol_q.corr / true_q.corr, bad_q.corr / true_q.corr
     print(f"seed {seed} axis {axis}: true {true_q.corr:.4f} (shift {np.round(true_q.shift_zyx_vox, 2)}), "

@@ -112,16 +112,6 @@ def backproject_rows(filtered: torch.Tensor, tilt_deg: torch.Tensor, depth: int)
     return out
 
 
-@dataclass
-class SpecimenSlab:
-    """The slab the reprojections assume: mid-surface height ``centre_z`` at the tilt axis, the tilt offset
-    ``level_deg`` that makes it flat (added to every tilt) and its thickness; voxels of the back-projection."""
-
-    centre_z: float
-    level_deg: float
-    thickness: float
-
-
 def measure_thickness(volume: torch.Tensor, margin_fraction: float = 0.15) -> tuple[float, float]:
     """Centre and thickness (voxels, heights about the volume centre) of the specimen in a back-projection
     ``(d, h, w)`` of a level slab: the span where the per-slice variance (central columns) rises above the
@@ -173,7 +163,7 @@ def refine_by_projection_matching(images: torch.Tensor, tilt_deg: torch.Tensor, 
     use = [i for i in range(v) if not skip[i]]
     b = binning or max(1, math.ceil(max(h, w) / target_size))
     hb, wb = h // b, w // b
-    slab = SpecimenSlab(0.0, level_deg, (float(thickness_px) if thickness_px else 0.5 * max(h, w)) / b)
+    slab_px = (float(thickness_px) if thickness_px else 0.5 * max(h, w)) / b  # binned
     xf = torch.as_tensor(xf, dtype=torch.float64).cpu().clone()
     img = images.float()
     max_shift = max_shift_fraction * wb
@@ -199,13 +189,13 @@ def refine_by_projection_matching(images: torch.Tensor, tilt_deg: torch.Tensor, 
         """Aligned-frame shift (full-resolution px) that moves view i onto the reprojection of ``refs``."""
         idx = torch.tensor(refs)
         # in the frame where the slab is flat, tilts are t + level
-        t_ref, t_i = tilt[idx] + slab.level_deg, float(tilt[i]) + slab.level_deg
+        t_ref, t_i = tilt[idx] + level_deg, float(tilt[i]) + level_deg
         # views whose back-projection reaches view i blurred wider than the high-pass keeps add nothing
-        spread = slab.thickness * torch.sin(torch.deg2rad(t_ref - t_i)).abs() / math.cos(math.radians(t_i))
+        spread = slab_px * torch.sin(torch.deg2rad(t_ref - t_i)).abs() / math.cos(math.radians(t_i))
         near = spread <= 4.0 / max(highpass, 1e-3)
         idx, t_ref = idx[near], t_ref[near]
-        ref = reproject_views(data[idx], t_ref, t_i, slab.thickness, wb, slab.centre_z).float()
-        seen = reproject_views(cover[idx], t_ref, t_i, slab.thickness, wb, slab.centre_z).float() / len(idx)
+        ref = reproject_views(data[idx], t_ref, t_i, slab_px, wb).float()
+        seen = reproject_views(cover[idx], t_ref, t_i, slab_px, wb).float() / len(idx)
         window = _smoothstep(seen, min_reliable, min(1.0, min_reliable + 0.15)) * soft[i]
         if float(window.sum()) < 0.05 * hb * wb:
             return torch.zeros(2, dtype=torch.float64)
@@ -217,7 +207,7 @@ def refine_by_projection_matching(images: torch.Tensor, tilt_deg: torch.Tensor, 
     def measured_thickness() -> float:
         """Specimen thickness (full-resolution px) from a back-projection of a few rows of the levelled slab."""
         rows = filtered[use][:, ::max(1, hb // 32)]
-        _, th = measure_thickness(backproject_rows(rows, tilt[use] + slab.level_deg, depth=max(hb, wb)))
+        _, th = measure_thickness(backproject_rows(rows, tilt[use] + level_deg, depth=max(hb, wb)))
         return th * b
 
     for i in use:
