@@ -89,6 +89,17 @@ def xf_from_parameters(tilt_axis_deg, shift_xy=None, magnification=1.0) -> torch
     return torch.cat([a, d[..., None]], -1)
 
 
+def with_tilt_axis(xf: torch.Tensor, tilt_axis_deg: float | torch.Tensor) -> torch.Tensor:
+    """``xf`` ``(..., 2, 3)`` re-made with another axis angle and the same magnification, keeping the raw point
+    that lands on the aligned centre (``d' = A' A^-1 d``): the specimen stays where it was."""
+    xf = xf.to(torch.float64)
+    new = xf_from_parameters(torch.as_tensor(tilt_axis_deg, dtype=torch.float64).expand(xf.shape[:-2]),
+                             magnification=xf_magnification(xf))
+    d = torch.linalg.solve(xf[..., :2, :2], xf[..., :2, 2:3])
+    new[..., :, 2] = (new[..., :2, :2] @ d)[..., 0]
+    return new
+
+
 def xf_rotation_deg(xf: torch.Tensor) -> torch.Tensor:
     """Tilt axis angle (degrees, CCW from +Y) that an ``.xf`` ``(..., 2, 3)`` rotates to vertical."""
     a = xf[..., :2, :2]

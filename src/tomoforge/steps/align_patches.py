@@ -1,8 +1,13 @@
 """``align-patches``: fiducial-less alignment by patch tracking and the same solve as ``fiducial-align``
-(core/align/patches.py), then projection matching of the shifts against reprojections of the specimen with the
-solved axis and angles (core/align/projection_matching.py, as AreTomo refines). Reports the tilt-angle offset
-that levels the specimen (pretilt), the spread of the patch heights (a lower bound of the specimen thickness:
-patches follow the mass in each column) and the thickness measured from a back-projection."""
+(core/align/patches.py), then projection matching against reprojections of the specimen with the solved axis
+and angles (core/align/projection_matching.py, as AreTomo refines).
+
+The patch solve gives the axis (kept only when the tracks pin it: otherwise the starting one stays, with a
+warning), the tilt-angle offset that levels the specimen (pretilt) and the spread of the patch heights (a lower
+bound of the specimen thickness). The shifts come from projection matching started at the coarse shifts: in a
+thick crowded specimen a patch follows a mix of layers, and its track bends the solved shifts (on the
+simulated lamella 3-7 px off, against 0.8-3.3 px from the coarse shifts).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,9 @@ from typing import Literal
 from pydantic import Field
 
 from tomoforge.core.align.patches import align_patches
+from tomoforge.core.align.prealign import prealign
 from tomoforge.core.align.projection_matching import refine_by_projection_matching
+from tomoforge.core.geometry import with_tilt_axis
 from tomoforge.io.imod import write_tilt_angles, write_xf
 from tomoforge.model import AlignmentReport, TiltSeries
 from tomoforge.steps._align import (
@@ -39,6 +46,9 @@ class AlignPatchesParams(StepParams):
     tilt: Literal["fixed", "group", "view"] = "fixed"
     level_specimen: bool = Field(True, description="Add the tilt offset that makes the specimen level")
     iterations: int = Field(3, ge=1, le=6, description="Track-and-solve rounds (each re-tracks on the new axis)")
+    max_axis_sd_deg: float = Field(0.25, ge=0, le=10,
+                                   description="Keep the axis the patches give only when its bootstrap spread "
+                                               "over resampled tracks is at most this; else keep the starting axis")
     matching_rounds: int = Field(2, ge=0, le=10, description="Projection-matching rounds after the solve "
                                                              "(every view against the others); 0: none")
     matching_size_px: int = Field(256, ge=64, le=2048, description="Projection matching: bin so the larger "
@@ -61,23 +71,33 @@ class AlignPatches(Step):
         imgs, b = load_working_stack(ts, params.working_size_px)
         skip, _ = skip_mask(ts, imgs)
         xf = transforms_of(ts)
+        if xf is None:
+            ctx.log("no coarse transforms on the input: running the default coarse prealignment first")
+            coarse = prealign(imgs, nominal_angles(ts), psi, skip=skip, matching_size=params.matching_size_px).xf
+        else:
+            coarse = xf_to_binned(xf, b, shape)
         res = align_patches(imgs, nominal_angles(ts), psi, skip=skip,
                             n_patches=(params.patches_x, params.patches_y), patch_size=params.patch_size_px,
                             target_size=params.working_size_px, rotation=params.rotation, tilt=params.tilt,
-                            level_specimen=params.level_specimen, n_iter=params.iterations,
-                            xf_coarse=None if xf is None else xf_to_binned(xf, b, shape))
+                            level_specimen=params.level_specimen, n_iter=params.iterations, xf_coarse=coarse,
+                            max_axis_sd_deg=params.max_axis_sd_deg)
         sol = res.solution
+        axis = float(sol.tilt_axis_deg.median())
+        if res.axis_kept:
+            ctx.log(f"warning: the patch tracks do not pin the tilt axis (bootstrap spread {res.axis_sd_deg:.2f}° > "
+                     f"{params.max_axis_sd_deg}°): kept the starting axis {psi:.2f}°; run tilt-axis-refine or "
+                     f"check the mdoc if it is in doubt")
         xf_work, thickness_nm = sol.xf, None
         px_nm = ts.acquisition.pixel_size_a / 10.0 * b
         if params.matching_rounds:
             # the solve levelled the specimen, so the slab is flat in its angles
-            m = refine_by_projection_matching(imgs, sol.tilt_deg, sol.xf, skip=skip, outward=False,
+            start = with_tilt_axis(coarse, axis) if params.rotation == "one" else sol.xf
+            m = refine_by_projection_matching(imgs, sol.tilt_deg, start, skip=skip, outward=False,
                                               rounds=params.matching_rounds, target_size=params.matching_size_px)
             xf_work, thickness_nm = m.xf, m.thickness_px * px_nm
-            ctx.log(f"projection matching: shifts moved by up to "
-                    f"{float((m.xf - sol.xf)[:, :, 2].abs().max()) * b:.1f} px; specimen about {thickness_nm:.0f} nm")
+            ctx.log(f"projection matching from the coarse shifts: {float((m.xf - sol.xf)[:, :, 2].abs().max()) * b:.1f}"
+                    f" px at most from the patch solve's; specimen about {thickness_nm:.0f} nm")
         xf_full = xf_to_full(xf_work, b, shape)
-        axis = float(sol.tilt_axis_deg.median())
         out = with_alignment(ts, xf_full, tilt_deg=sol.tilt_deg, tilt_axis_deg=axis,
                              note=f"align-patches: residual {sol.residual_mean_px * px_nm:.2f} nm, pretilt "
                                   f"{sol.pretilt_deg:.2f}°, patch height spread {sol.thickness_px * px_nm:.0f} nm")
@@ -90,7 +110,8 @@ class AlignPatches(Step):
         tracked = res.tracks_xy[..., 0].isfinite().double().mean()
         result.metrics.update({"tilt_axis_deg": axis, "pretilt_deg": sol.pretilt_deg,
                                "thickness_lower_bound_nm": sol.thickness_px * px_nm,
-                               "residual_mean_px": sol.residual_mean_px * b, "tracked_fraction": float(tracked)})
+                               "residual_mean_px": sol.residual_mean_px * b, "tracked_fraction": float(tracked),
+                               "axis_sd_deg": res.axis_sd_deg, "axis_kept": float(res.axis_kept)})
         if thickness_nm is not None:
             result.metrics["thickness_nm"] = thickness_nm
         return result

@@ -2,7 +2,7 @@ import numpy as np
 import torch
 from tests.core.align.synth import make_series, shift_error_rms
 
-from tomoforge.core.align.patches import align_patches, level_one_layer, track_patches
+from tomoforge.core.align.patches import align_patches, axis_spread_deg, level_one_layer, track_patches
 from tomoforge.core.align.solve import solve_alignment
 from tomoforge.core.geometry import apply_xf, image_center, project_points, rotation_y, xf_from_parameters
 from tomoforge.io.mrc import read_mrc
@@ -16,6 +16,32 @@ def test_patch_alignment_without_fiducials():
     assert abs(float(sol.tilt_axis_deg.median()) - s.tilt_axis_deg) < 0.5
     assert shift_error_rms(sol.xf, s.xf, s.tilt_deg + 4.0) < 1.0
     assert abs(sol.pretilt_deg - 4.0) < 1.5  # specimen made level: the 4 degree pretilt comes back
+    assert r.axis_sd_deg < 0.2 and not r.axis_kept  # thin specimen: the tracks pin the axis
+    # the same tracks, asked for a spread they cannot give: the starting axis is kept exactly
+    kept = align_patches(s.images, s.tilt_deg, s.tilt_axis_deg + 1.5, n_patches=(5, 5), patch_size=56, n_iter=1,
+                         max_axis_sd_deg=0.0, level_specimen=False)
+    assert kept.axis_kept and torch.all(kept.solution.tilt_axis_deg == s.tilt_axis_deg + 1.5)
+
+
+def test_axis_spread_grows_when_tracks_wander_along_the_axis():
+    # rigid points seen at +-60 degrees; then each track given its own slow drift along the axis (y), the error
+    # a patch that slides between layers makes: the fitted axis then depends on which tracks are drawn
+    g = torch.Generator().manual_seed(4)
+    n, psi = 40, 30.0
+    tilt = torch.arange(-60.0, 61.0, 3.0, dtype=torch.float64)
+    pts = torch.cat([torch.rand(n, 2, generator=g, dtype=torch.float64) * 300 - 150,
+                     torch.rand(n, 1, generator=g, dtype=torch.float64) * 60 - 30], 1)
+    xf = xf_from_parameters(torch.full((len(tilt),), psi, dtype=torch.float64))
+    obs = project_points(pts, tilt, xf, (400, 400))
+    obs = obs + 0.1 * torch.randn(obs.shape, generator=g, dtype=torch.float64)
+    w = torch.ones(obs.shape[:2], dtype=torch.float64)
+    tight = axis_spread_deg(obs, tilt, (400, 400), psi, w)
+    along = torch.tensor([-np.sin(np.deg2rad(psi)), np.cos(np.deg2rad(psi))])  # the axis direction, raw frame
+    slope = torch.randn(n, generator=g, dtype=torch.float64) * 3.0  # px per radian of tilt, per track
+    wander = obs + (torch.deg2rad(tilt)[:, None] * slope[None, :])[..., None] * along
+    loose = axis_spread_deg(wander, tilt, (400, 400), psi, w)
+    assert tight < 0.05
+    assert loose > 4 * tight and loose > 0.1
 
 
 def test_level_one_layer_levels_a_tilted_slab():

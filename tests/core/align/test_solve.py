@@ -62,3 +62,14 @@ def test_level_angle_two_surfaces():
     z = torch.where(xy[:, 0] > 0, 50.0, -50.0).to(torch.float64)  # unbalanced layers
     pts = (torch.cat([xy, z[:, None]], 1) @ rotation_y(-6.0).T).numpy()
     assert abs(level_angle_deg(pts) + 6.0) < 0.2
+
+
+def test_fixed_rotation_keeps_the_given_axis_and_still_solves_shifts():
+    tilt, xf, obs, _ = _landmarks(psi=-37.0, pretilt=0.0, seed=3, noise=0.1)
+    sol = solve_alignment(obs, tilt, (512, 512), -37.4, rotation="fixed", level_specimen=False)
+    assert torch.all(sol.tilt_axis_deg == -37.4)
+    # a 0.4 degree axis error moves points by at most ~1.4 px at 200 px: the shifts stay close
+    assert shift_error_rms(sol.xf, xf, tilt) < 1.0
+    free = solve_alignment(obs, tilt, (512, 512), -37.4, rotation="one", level_specimen=False)
+    assert abs(float(free.tilt_axis_deg[0]) + 37.0) < 0.05
+    assert free.residual_mean_px < sol.residual_mean_px

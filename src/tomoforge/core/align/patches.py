@@ -17,7 +17,7 @@ import torch
 
 from tomoforge.core.align._threads import single_threaded
 from tomoforge.core.align.coarse import align_coarse
-from tomoforge.core.align.solve import AlignmentSolution, solve_alignment
+from tomoforge.core.align.solve import AlignmentSolution, solve_alignment, solve_points_and_shifts, to_aligned
 from tomoforge.core.align.tracking import _linear_fit, _project
 from tomoforge.core.align.warp import bin_images, sample_images
 from tomoforge.core.align.xcorr import cross_correlate, find_peak, prepare
@@ -32,6 +32,8 @@ class PatchAlignment:
     tracks_xy: torch.Tensor  # (v, n, 2) raw px (NaN where lost)
     tilt_axis_initial_deg: float
     binning: int
+    axis_sd_deg: float = float("nan")  # bootstrap spread of the axis the tracks give (over resampled tracks)
+    axis_kept: bool = False  # True: the tracks could not pin the axis, so the starting one was kept
 
 
 def _patch_grid(center_xy: np.ndarray, psi: float, size: tuple[int, int], binning: int,
@@ -180,8 +182,14 @@ def align_patches(images: torch.Tensor, tilt_deg: torch.Tensor, tilt_axis_deg: f
                   skip: torch.Tensor | None = None, n_patches: tuple[int, int] = (6, 6), patch_size: int = 64,
                   target_size: int = 512, rotation: str = "one", tilt: str = "fixed",
                   level_specimen: bool = True, xf_coarse: torch.Tensor | None = None,
-                  n_iter: int = 3) -> PatchAlignment:
-    """Coarse alignment (unless given), patch tracking and the least-squares solve."""
+                  n_iter: int = 3, max_axis_sd_deg: float | None = 0.25) -> PatchAlignment:
+    """Coarse alignment (unless given), patch tracking and the least-squares solve.
+
+    With one axis for all views (``rotation="one"``), the axis the tracks give is kept only when its bootstrap
+    spread over resampled tracks is at most ``max_axis_sd_deg``; otherwise the solve is redone with the
+    starting axis fixed. Patch tracks of a thick, crowded specimen follow a mix of layers and can pull the
+    axis several degrees off while the starting (mdoc or refined) axis is good to a degree.
+    """
     if not math.isfinite(float(tilt_axis_deg)):
         raise ValueError("tilt axis angle is not a number")
     if xf_coarse is None:
@@ -196,12 +204,62 @@ def align_patches(images: torch.Tensor, tilt_deg: torch.Tensor, tilt_axis_deg: f
                               tilt=tilt, robust=True, level_specimen=False)
         psi = float(sol.tilt_axis_deg.median())
         guide = xf_from_parameters(torch.full((images.shape[0],), psi, dtype=torch.float64), sol.shifts_xy)
+    sd, kept = float("nan"), False
+    if rotation == "one":
+        sd = axis_spread_deg(tracks, tilt_deg, tuple(images.shape[-2:]), psi, sol.weights)
+        if max_axis_sd_deg is not None and not sd <= max_axis_sd_deg:
+            kept, psi = True, float(tilt_axis_deg)
+            rotation = "fixed"
+            sol = solve_alignment(tracks, tilt_deg, tuple(images.shape[-2:]), psi, rotation="fixed", tilt=tilt,
+                                  robust=True, level_specimen=False)
     if level_specimen:
         level = level_one_layer(sol)
         sol = level if level is not None else solve_alignment(
             tracks, tilt_deg, tuple(images.shape[-2:]), psi, rotation=rotation, tilt=tilt, robust=True,
             level_specimen=True)
-    return PatchAlignment(solution=sol, tracks_xy=tracks, tilt_axis_initial_deg=float(tilt_axis_deg), binning=b)
+    return PatchAlignment(solution=sol, tracks_xy=tracks, tilt_axis_initial_deg=float(tilt_axis_deg), binning=b,
+                          axis_sd_deg=sd, axis_kept=kept)
+
+
+def axis_spread_deg(tracks: torch.Tensor, tilt_deg: torch.Tensor, image_shape: tuple[int, int], psi: float,
+                    weights: torch.Tensor, n_boot: int = 8, half_range_deg: float = 3.0, seed: int = 0) -> float:
+    """Standard deviation of the axis over ``n_boot`` resamplings (with replacement) of the tracks ``(v, n, 2)``.
+
+    Each resample's axis minimises the weighted linear fit's RMS (rigid points and shifts, angles fixed)
+    within ``psi +- half_range_deg``; ``weights`` ``(v, n)`` are the robust solve's (0: unused). Resampling
+    whole tracks measures how much the answer depends on which patches happened to be tracked, which a
+    covariance from the residuals would miss when the tracks' errors are systematic.
+    """
+    obs = tracks.detach().cpu().numpy().astype(np.float64)
+    w = weights.detach().cpu().numpy().astype(np.float64) * np.isfinite(obs).all(-1)
+    obs = np.where(np.isfinite(obs), obs, 0.0)
+    tilt = torch.as_tensor(tilt_deg, dtype=torch.float64).cpu().numpy()
+    center = image_center(image_shape).numpy()
+    v, n, _ = obs.shape
+    rng = np.random.default_rng(seed)
+    g = (math.sqrt(5) - 1) / 2
+    found = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, n, n)
+        o, ww = obs[:, idx], w[:, idx]
+
+        def rms(a: float, o=o, ww=ww) -> float:
+            return solve_points_and_shifts(to_aligned(o, np.full(v, a), np.ones(v), center), tilt, ww)[2]
+
+        lo, hi = psi - half_range_deg, psi + half_range_deg
+        x1, x2 = hi - g * (hi - lo), lo + g * (hi - lo)
+        f1, f2 = rms(x1), rms(x2)
+        for _ in range(18):
+            if f1 < f2:
+                hi, x2, f2 = x2, x1, f1
+                x1 = hi - g * (hi - lo)
+                f1 = rms(x1)
+            else:
+                lo, x1, f1 = x1, x2, f2
+                x2 = lo + g * (hi - lo)
+                f2 = rms(x2)
+        found.append(0.5 * (lo + hi))
+    return float(np.std(found))
 
 
 def level_one_layer(sol: AlignmentSolution, min_views: int = 3) -> AlignmentSolution | None:

@@ -118,7 +118,7 @@ def solve_alignment(observed: torch.Tensor, tilt_deg: torch.Tensor, image_shape:
                     level_specimen: bool = True, min_beads_per_view: int = 3) -> AlignmentSolution:
     """Least-squares geometry from bead positions ``observed`` ``(v, n, 2)`` raw px (NaN = not seen).
 
-    rotation: ``one`` | ``group`` | ``view`` (in-plane tilt-axis angle); tilt: ``fixed`` | ``group`` | ``view``
+    rotation: ``fixed`` (the given axis) | ``one`` | ``group`` | ``view`` (in-plane tilt-axis angle); tilt: ``fixed`` | ``group`` | ``view``
     (angles refined, the view nearest 0 degrees kept as reference); magnification: ``fixed`` | ``group`` | ``view``.
     robust: down-weight outliers (Cauchy loss scaled from the first fit's residuals).
     """
@@ -138,11 +138,10 @@ def solve_alignment(observed: torch.Tensor, tilt_deg: torch.Tensor, image_shape:
     obs_f = np.where(seen[..., None], obs, 0.0)
     ref = int(np.argmin(np.where(views_ok, np.abs(tilt0), np.inf)))
 
-    rot_mode = "one" if rotation == "fixed" else rotation
-    g_rot = group_index(tilt0, rot_mode, group_size)
+    g_rot = group_index(tilt0, rotation, group_size)
     g_tilt = group_index(tilt0, tilt, group_size)
     g_mag = group_index(tilt0, magnification, group_size)
-    n_rot = g_rot.max() + 1
+    n_rot = 0 if rotation == "fixed" else g_rot.max() + 1
     n_tilt = 0 if tilt == "fixed" else g_tilt.max() + 1
     n_mag = 0 if magnification == "fixed" else g_mag.max() + 1
 
@@ -160,7 +159,7 @@ def solve_alignment(observed: torch.Tensor, tilt_deg: torch.Tensor, image_shape:
                          d0.ravel(), pts0.ravel()])
 
     def unpack(x):
-        psi = x[sl_rot][g_rot]
+        psi = x[sl_rot][g_rot] if n_rot else psi0
         th = tilt0 + (x[sl_tilt][g_tilt] - x[sl_tilt][g_tilt[ref]] if n_tilt else 0.0)
         mag = np.exp(x[sl_mag][g_mag] - x[sl_mag][g_mag[ref]]) if n_mag else np.ones(v)
         d = x[sl_d].reshape(v, 2)
@@ -188,9 +187,12 @@ def solve_alignment(observed: torch.Tensor, tilt_deg: torch.Tensor, image_shape:
     rows, cols = [], []
     for k in range(2):
         r = 2 * np.arange(m) + k
-        rows += [r, r, r, r, r, r]
-        cols += [sl_rot.start + g_rot[vi], sl_d.start + 2 * vi, sl_d.start + 2 * vi + 1,
+        rows += [r, r, r, r, r]
+        cols += [sl_d.start + 2 * vi, sl_d.start + 2 * vi + 1,
                  sl_p.start + 3 * ni, sl_p.start + 3 * ni + 1, sl_p.start + 3 * ni + 2]
+        if n_rot:
+            rows += [r]
+            cols += [sl_rot.start + g_rot[vi]]
         if n_tilt:
             rows += [r, r]
             cols += [sl_tilt.start + g_tilt[vi], np.full(m, sl_tilt.start + g_tilt[ref])]
