@@ -101,22 +101,25 @@ def axis_from_tracks(observed: torch.Tensor, tilt_deg: torch.Tensor, image_shape
     cands = np.arange(-90.0, 90.0, step_deg)
     scores = -np.array([rms(c) for c in cands])
     est = _finish(cands, scores, None, tolerance_deg)
-    # golden-section refinement of the minimum
-    lo, hi = est.tilt_axis_deg - step_deg, est.tilt_axis_deg + step_deg
+    est.tilt_axis_deg = minimise_golden(rms, est.tilt_axis_deg - step_deg, est.tilt_axis_deg + step_deg)
+    return resolve_with_prior(est, prior_deg, tolerance_deg)
+
+
+def minimise_golden(f, lo: float, hi: float, iterations: int = 20) -> float:
+    """Minimum of a unimodal ``f`` on ``[lo, hi]`` by golden-section search (the bracket's centre)."""
     g = (math.sqrt(5) - 1) / 2
     x1, x2 = hi - g * (hi - lo), lo + g * (hi - lo)
-    f1, f2 = rms(x1), rms(x2)
-    for _ in range(20):
+    f1, f2 = f(x1), f(x2)
+    for _ in range(iterations):
         if f1 < f2:
             hi, x2, f2 = x2, x1, f1
             x1 = hi - g * (hi - lo)
-            f1 = rms(x1)
+            f1 = f(x1)
         else:
             lo, x1, f1 = x1, x2, f2
             x2 = lo + g * (hi - lo)
-            f2 = rms(x2)
-    est.tilt_axis_deg = 0.5 * (lo + hi)
-    return resolve_with_prior(est, prior_deg, tolerance_deg)
+            f2 = f(x2)
+    return 0.5 * (lo + hi)
 
 
 def stretch_agreement(images: torch.Tensor, tilt_deg: torch.Tensor, tilt_axis_deg: float, binning: int = 1,

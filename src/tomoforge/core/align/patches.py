@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from tomoforge.core.align._threads import single_threaded
+from tomoforge.core.align.axis import minimise_golden
 from tomoforge.core.align.coarse import align_coarse
 from tomoforge.core.align.solve import AlignmentSolution, solve_alignment, solve_points_and_shifts, to_aligned
 from tomoforge.core.align.tracking import _linear_fit, _project
@@ -237,7 +238,6 @@ def axis_spread_deg(tracks: torch.Tensor, tilt_deg: torch.Tensor, image_shape: t
     center = image_center(image_shape).numpy()
     v, n, _ = obs.shape
     rng = np.random.default_rng(seed)
-    g = (math.sqrt(5) - 1) / 2
     found = []
     for _ in range(n_boot):
         idx = rng.integers(0, n, n)
@@ -246,19 +246,7 @@ def axis_spread_deg(tracks: torch.Tensor, tilt_deg: torch.Tensor, image_shape: t
         def rms(a: float, o=o, ww=ww) -> float:
             return solve_points_and_shifts(to_aligned(o, np.full(v, a), np.ones(v), center), tilt, ww)[2]
 
-        lo, hi = psi - half_range_deg, psi + half_range_deg
-        x1, x2 = hi - g * (hi - lo), lo + g * (hi - lo)
-        f1, f2 = rms(x1), rms(x2)
-        for _ in range(18):
-            if f1 < f2:
-                hi, x2, f2 = x2, x1, f1
-                x1 = hi - g * (hi - lo)
-                f1 = rms(x1)
-            else:
-                lo, x1, f1 = x1, x2, f2
-                x2 = lo + g * (hi - lo)
-                f2 = rms(x2)
-        found.append(0.5 * (lo + hi))
+        found.append(minimise_golden(rms, psi - half_range_deg, psi + half_range_deg, iterations=18))
     return float(np.std(found))
 
 
